@@ -1,0 +1,102 @@
+"""Grad-CAM heatmaps: compute (a float map in [0, 1]), map back to the image, overlay.
+
+Grad-CAM (Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via
+Gradient-based Localization", ICCV 2017) weights the last conv feature maps by the spatially
+averaged gradient of the class score and keeps the positive part. The class score is the
+pre-softmax logit of "fractured", as in the paper; it is computed from the final dense layer's
+weights so the shared model is never modified.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from core.config import FRACTURED
+from core.preprocessing import PreprocessConfig, content_box
+
+OUTPUT_LAYER = "probabilities"
+
+
+class GradCam:
+    """A compiled Grad-CAM for one model; build once, call from any thread.
+
+    Args:
+        model: a model from :mod:`core.model` (has layers ``cam_layer`` and ``probabilities``).
+        cam_layer: name of the feature-map layer to explain.
+    """
+
+    def __init__(self, model, cam_layer: str):
+        import keras
+        import tensorflow as tf
+
+        output_layer = model.get_layer(OUTPUT_LAYER)
+        self._feature_model = keras.Model(
+            model.inputs, [model.get_layer(cam_layer).output, output_layer.input]
+        )
+        kernel, bias = output_layer.kernel, output_layer.bias
+        size = model.input_shape[1]
+
+        def heatmaps(images):
+            with tf.GradientTape() as tape:
+                features, penultimate = self._feature_model(images, training=False)
+                tape.watch(features)
+                # Recompute the head so the tape links the features to the pre-softmax score.
+                score = tf.matmul(penultimate, kernel)[:, FRACTURED] + bias[FRACTURED]
+            gradients = tape.gradient(score, features)
+            weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+            cams = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
+            cams = tf.image.resize(cams, (size, size), method="bilinear")[..., 0]
+            peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
+            return tf.math.divide_no_nan(cams, peak)
+
+        signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
+        self._heatmaps = tf.function(heatmaps, input_signature=signature)
+
+    def __call__(self, model_inputs: np.ndarray) -> np.ndarray:
+        """Heatmaps for preprocessed uint8 images (N, S, S, 1): float32 (N, S, S) in [0, 1]."""
+        return self._heatmaps(np.asarray(model_inputs, dtype=np.float32)).numpy()
+
+
+def heatmap_to_image(heatmap: np.ndarray, image_shape: tuple[int, int], config: PreprocessConfig) -> np.ndarray:
+    """Maps a model-input heatmap (S, S) back onto the original image (H, W).
+
+    Crops away the letterbox padding, then resizes to the image's shape.
+    """
+    top, left, height, width = content_box(image_shape, config)
+    cropped = heatmap[top : top + height, left : left + width]
+    resized = cv2.resize(cropped, (image_shape[1], image_shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.clip(resized, 0.0, 1.0)
+
+
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, *, opacity: float = 0.4,
+                    colormap: str = "jet") -> np.ndarray:
+    """Blends a heatmap over a grey image.
+
+    Args:
+        image: float (H, W) grey image in [0, 1].
+        heatmap: float (H, W) map in [0, 1], same shape as ``image``.
+        opacity: weight of the heatmap, in [0, 1].
+        colormap: a matplotlib colormap name.
+
+    Returns:
+        uint8 RGB array (H, W, 3).
+
+    Raises:
+        ValueError: on mismatched shapes, values outside [0, 1] or an unknown colormap.
+    """
+    import matplotlib
+
+    if image.shape != heatmap.shape or image.ndim != 2:
+        raise ValueError(f"image and heatmap must be 2-D and the same shape; got {image.shape} and {heatmap.shape}")
+    for name, values in (("image", image), ("heatmap", heatmap)):
+        if values.size and (np.nanmin(values) < 0.0 or np.nanmax(values) > 1.0 or not np.isfinite(values).all()):
+            raise ValueError(f"{name} values must be finite and in [0, 1]; got [{np.nanmin(values):.3g}, {np.nanmax(values):.3g}]")
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1]; got {opacity}")
+    if colormap not in matplotlib.colormaps:
+        raise ValueError(f"unknown colormap {colormap!r}; try one of: jet, inferno, viridis, magma, turbo")
+    coloured = matplotlib.colormaps[colormap](heatmap)[..., :3]
+    grey = np.repeat(image[..., np.newaxis], 3, axis=-1)
+    blended = (1.0 - opacity) * grey + opacity * coloured
+    return np.round(np.clip(blended, 0.0, 1.0) * 255.0).astype(np.uint8)

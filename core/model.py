@@ -1,0 +1,109 @@
+"""CNN architectures (Keras 3 functional API).
+
+Every model takes a (size, size, 1) uint8-range grey image, rescales it to [0, 1] inside the
+graph, and ends in a 2-unit softmax ordered as :data:`core.config.CLASS_NAMES`. The layer named
+:data:`CAM_LAYER` is the last spatial feature map, the one Grad-CAM explains.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+CAM_LAYER = "cam_features"
+
+
+def build_baseline_cnn(image_size: int = 64, *, l2: float = 1e-4, dropout: float = 0.5) -> keras.Model:
+    """The original design: four conv blocks 32→64→128→256, each with batch norm and max pooling,
+    global average pooling, dense 256 + batch norm + dropout, softmax.
+
+    Args:
+        image_size: side of the square input.
+        l2: L2 weight penalty on conv and dense kernels.
+        dropout: dropout rate before the classifier.
+
+    Returns:
+        An uncompiled ``keras.Model``.
+    """
+    regulariser = keras.regularizers.L2(l2)
+    inputs = keras.Input((image_size, image_size, 1), name="xray")
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    for index, filters in enumerate((32, 64, 128, 256)):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regulariser)(x)
+        x = layers.BatchNormalization()(x)
+        is_last = index == 3
+        x = layers.Activation("relu", name=CAM_LAYER if is_last else None)(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(256, use_bias=False, kernel_regularizer=regulariser)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(2, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="baseline_cnn")
+
+
+def build_residual_cnn(
+    image_size: int = 128, *, width: int = 32, l2: float = 1e-4, dropout: float = 0.3
+) -> keras.Model:
+    """A small residual network of depthwise-separable blocks behind a strided stem.
+
+    The stride-2 stem lets the network see a larger input for roughly the compute of the
+    baseline at half the resolution; separable convolutions keep the parameter count low for a
+    data set of a few thousand images.
+
+    Args:
+        image_size: side of the square input (a multiple of 16).
+        width: channels after the stem; stages use width × (2, 4, 8, 8).
+        l2: L2 weight penalty on kernels.
+        dropout: dropout rate before the classifier.
+
+    Returns:
+        An uncompiled ``keras.Model``.
+    """
+    regulariser = keras.regularizers.L2(l2)
+    inputs = keras.Input((image_size, image_size, 1), name="xray")
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    x = layers.Conv2D(width, 5, strides=2, padding="same", use_bias=False, kernel_regularizer=regulariser)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    stages = (2 * width, 4 * width, 8 * width, 8 * width)
+    for index, filters in enumerate(stages):
+        x = _residual_block(x, filters, regulariser, name=CAM_LAYER if index == len(stages) - 1 else None)
+        if index < len(stages) - 1:
+            x = layers.MaxPooling2D()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(2, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="residual_cnn")
+
+
+def _residual_block(x, filters, regulariser, name=None):
+    shortcut = x
+    if x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, use_bias=False, kernel_regularizer=regulariser)(x)
+        shortcut = layers.BatchNormalization()(shortcut)
+    for step in range(2):
+        x = layers.SeparableConv2D(
+            filters, 3, padding="same", use_bias=False,
+            depthwise_regularizer=regulariser, pointwise_regularizer=regulariser,
+        )(x)
+        x = layers.BatchNormalization()(x)
+        if step == 0:
+            x = layers.Activation("relu")(x)
+    x = layers.Add()([x, shortcut])
+    return layers.Activation("relu", name=name)(x)
+
+
+ARCHITECTURES = {"baseline": build_baseline_cnn, "residual": build_residual_cnn}
+
+
+def build_model(architecture: str, image_size: int) -> keras.Model:
+    """Builds a named architecture.
+
+    Raises:
+        ValueError: for an unknown architecture name.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; valid: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[architecture](image_size)

@@ -1,0 +1,102 @@
+"""Prediction CLI: classify radiographs with the shipped model.
+
+    python -m core.predict IMAGE [IMAGE ...] [--threshold T|screening|balanced|specific]
+                           [--json] [--heatmap-dir DIR] [--model-dir DIR]
+
+With ``--json``, one JSON object per line in input order:
+``{"path", "probability_fractured", "decision", "threshold"}``, or ``{"path", "error"}`` for a
+file that cannot be read (the run goes on). Exit status: 0 when every file was read, 1 when any
+failed, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.config import MODELS_DIR, THRESHOLD_NAMES
+from core.imaging import ImageReadError
+
+DEFAULT_THRESHOLD = "balanced"
+
+
+def decide(probability_fractured: float, threshold: float) -> str:
+    """The verdict under the project's rule: fractured iff probability >= threshold."""
+    return "fractured" if probability_fractured >= threshold else "not_fractured"
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m core.predict", description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+", help="image files: PNG, JPEG, BMP, TIFF, WebP, GIF or DICOM")
+    parser.add_argument("--threshold", default=DEFAULT_THRESHOLD,
+                        help=f"a number in [0, 1] or one of {', '.join(THRESHOLD_NAMES)} "
+                             f"(default: {DEFAULT_THRESHOLD})")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--heatmap-dir", type=Path, help="write a Grad-CAM overlay PNG per image here")
+    parser.add_argument("--model-dir", type=Path, default=MODELS_DIR)
+    return parser, parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    parser, args = _parse_args(argv)
+    # Imported after argument parsing so that --help and usage errors stay instant.
+    from core.inference import FractureClassifier
+
+    try:
+        classifier = FractureClassifier.load(args.model_dir)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        threshold = classifier.resolve_threshold(args.threshold)
+    except ValueError as error:
+        parser.error(str(error))
+    explainer = None
+    if args.heatmap_dir is not None:
+        from core.explain import GradCam
+
+        args.heatmap_dir.mkdir(parents=True, exist_ok=True)
+        explainer = GradCam(classifier.model, classifier.metadata["cam_layer"])
+
+    failures = 0
+    for path in args.images:
+        try:
+            result = classifier.classify(Path(path))
+        except ImageReadError as error:
+            failures += 1
+            _report_error(path, error, as_json=args.json)
+            continue
+        decision = decide(result.probability_fractured, threshold)
+        if explainer is not None:
+            _write_heatmap(args.heatmap_dir, path, result, explainer, classifier)
+        if args.json:
+            print(json.dumps({"path": path, "probability_fractured": round(result.probability_fractured, 6),
+                              "decision": decision, "threshold": round(threshold, 6)}), flush=True)
+        else:
+            print(f"{path}: P(fractured) = {result.probability_fractured:.3f} -> {decision} "
+                  f"(threshold {threshold:.3f})", flush=True)
+    return 1 if failures else 0
+
+
+def _report_error(path: str, error: Exception, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"path": path, "error": str(error)}), flush=True)
+    else:
+        print(f"{path}: error: {error}", file=sys.stderr, flush=True)
+
+
+def _write_heatmap(folder: Path, path: str, result, explainer, classifier) -> None:
+    from PIL import Image
+
+    from core.explain import heatmap_to_image, overlay_heatmap
+
+    heatmap = explainer(result.model_input[None])[0]
+    on_image = heatmap_to_image(heatmap, result.image.shape, classifier.preprocess_config)
+    overlay = overlay_heatmap(result.image, on_image)
+    Image.fromarray(overlay).save(folder / f"{Path(path).stem}_gradcam.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
