@@ -53,8 +53,8 @@ def build_residual_cnn(
     data set of a few thousand images.
 
     Args:
-        image_size: side of the square input (a multiple of 16).
-        width: channels after the stem; stages use width × (2, 4, 8, 8).
+        image_size: side of the square input (a multiple of 16; features are 1/16 of it).
+        width: channels after the stem; stages use width × (2, 4, 8).
         l2: L2 weight penalty on kernels.
         dropout: dropout rate before the classifier.
 
@@ -67,7 +67,9 @@ def build_residual_cnn(
     x = layers.Conv2D(width, 5, strides=2, padding="same", use_bias=False, kernel_regularizer=regulariser)(x)
     x = layers.BatchNormalization()(x)
     x = layers.Activation("relu")(x)
-    stages = (2 * width, 4 * width, 8 * width, 8 * width)
+    # Pooling straight after the stem: full-resolution separable convolutions are slow on CPU.
+    x = layers.MaxPooling2D()(x)
+    stages = (2 * width, 4 * width, 8 * width)
     for index, filters in enumerate(stages):
         x = _residual_block(x, filters, regulariser, name=CAM_LAYER if index == len(stages) - 1 else None)
         if index < len(stages) - 1:
