@@ -79,11 +79,18 @@ def _parse_label(value: str, where: str) -> int:
 def _index_from_csv(data_dir: Path) -> list[Sample]:
     samples = []
     with open(data_dir / "labels.csv", newline="") as handle:
-        for line_number, row in enumerate(csv.DictReader(handle), start=2):
+        reader = csv.DictReader(handle)
+        missing = {"path", "label", "split"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"labels.csv lacks column(s) {', '.join(sorted(missing))}; "
+                             f"it has: {', '.join(reader.fieldnames or ()) or 'nothing'}")
+        for line_number, row in enumerate(reader, start=2):
             where = f"labels.csv line {line_number}"
             if row.get("split") not in SPLITS:
                 raise ValueError(f"{where}: split {row.get('split')!r} is not one of {', '.join(SPLITS)}")
             hardware = row.get("hardware")
+            if hardware not in (None, "", "0", "1"):
+                raise ValueError(f"{where}: hardware {hardware!r} is not 0, 1 or empty")
             samples.append(Sample(
                 image_id=row.get("image_id") or Path(row["path"]).stem,
                 path=data_dir / row["path"],

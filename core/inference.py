@@ -80,7 +80,11 @@ class FractureClassifier:
         if not metadata_path.is_file():
             raise FileNotFoundError(f"no trained model in {model_dir} (missing {METADATA_FILENAME})")
         metadata = json.loads(metadata_path.read_text())
-        model = keras.saving.load_model(model_dir / metadata["model_file"], compile=False)
+        model_path = model_dir / metadata["model_file"]
+        # Keras reports a missing file as ValueError; callers (the CLIs) expect FileNotFoundError.
+        if not model_path.is_file():
+            raise FileNotFoundError(f"model file {model_path} named in {metadata_path} is missing")
+        model = keras.saving.load_model(model_path, compile=False)
         return cls(model, metadata)
 
     @property

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
         args.heatmap_dir.mkdir(parents=True, exist_ok=True)
         explainer = GradCam(classifier.model, classifier.metadata["cam_layer"])
 
-    failures = 0
+    failures, overlay_names = 0, set()
     for path in args.images:
         try:
             result = classifier.classify(Path(path))
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
             continue
         decision = decide(result.probability_fractured, threshold)
         if explainer is not None:
-            _write_heatmap(args.heatmap_dir, path, result, explainer, classifier)
+            _write_heatmap(args.heatmap_dir, _unique_name(path, overlay_names), result, explainer, classifier)
         if args.json:
             print(json.dumps({"path": path, "probability_fractured": round(result.probability_fractured, 6),
                               "decision": decision, "threshold": round(threshold, 6)}), flush=True)
@@ -87,7 +87,18 @@ def _report_error(path: str, error: Exception, *, as_json: bool) -> None:
         print(f"{path}: error: {error}", file=sys.stderr, flush=True)
 
 
-def _write_heatmap(folder: Path, path: str, result, explainer, classifier) -> None:
+def _unique_name(path: str, taken: set[str]) -> str:
+    """``<stem>_gradcam.png``, numbered when two inputs share a file name."""
+    stem, number = Path(path).stem, 1
+    name = f"{stem}_gradcam.png"
+    while name in taken:
+        number += 1
+        name = f"{stem}_{number}_gradcam.png"
+    taken.add(name)
+    return name
+
+
+def _write_heatmap(folder: Path, name: str, result, explainer, classifier) -> None:
     from PIL import Image
 
     from core.explain import heatmap_to_image, overlay_heatmap
@@ -95,7 +106,7 @@ def _write_heatmap(folder: Path, path: str, result, explainer, classifier) -> No
     heatmap = explainer(result.model_input[None])[0]
     on_image = heatmap_to_image(heatmap, result.image.shape, classifier.preprocess_config)
     overlay = overlay_heatmap(result.image, on_image)
-    Image.fromarray(overlay).save(folder / f"{Path(path).stem}_gradcam.png")
+    Image.fromarray(overlay).save(folder / name)
 
 
 if __name__ == "__main__":

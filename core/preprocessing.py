@@ -95,14 +95,20 @@ def _check_grey_image(image) -> None:
         raise ValueError(f"expected values in [0, 1]; got range [{low:.4g}, {high:.4g}]")
 
 
-def _to_working_resolution(image: np.ndarray) -> np.ndarray:
-    height, width = image.shape
+def _working_shape(height: int, width: int) -> tuple[int, int]:
+    """(H, W) of an image after :func:`_to_working_resolution`."""
     scale = min(1.0, WORKING_LONG_SIDE / max(height, width))
-    as_uint8 = np.round(image * 255.0).astype(np.uint8)
     if scale == 1.0:
+        return height, width
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _to_working_resolution(image: np.ndarray) -> np.ndarray:
+    as_uint8 = np.round(image * 255.0).astype(np.uint8)
+    height, width = _working_shape(*image.shape)
+    if (height, width) == image.shape:
         return as_uint8
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(as_uint8, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(as_uint8, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def _normalise_contrast(image: np.ndarray) -> np.ndarray:
@@ -136,7 +142,9 @@ def content_box(image_shape: tuple[int, int], config: PreprocessConfig) -> tuple
     side = config.image_size
     if config.aspect == "stretch":
         return 0, 0, side, side
-    height, width = image_shape
+    # The letterbox is laid out on the working-resolution image; computing it from the original
+    # shape can round to a different height or width (e.g. 513 x 3000 at 32 px: 5 vs 6 rows).
+    height, width = _working_shape(*image_shape)
     scale = side / max(height, width)
     new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
     return (side - new_height) // 2, (side - new_width) // 2, new_height, new_width

@@ -1,0 +1,92 @@
+"""Tests for core.inference with the tiny trained model: inputs, thresholds, loading, threads."""
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from core.config import METADATA_FILENAME, THRESHOLD_NAMES
+from core.imaging import ImageReadError, read_image
+from core.inference import FractureClassifier
+from core.preprocessing import preprocess
+
+
+def test_bytes_and_path_give_the_same_result(classifier, sample_paths):
+    for path in sample_paths[:2]:
+        from_path = classifier.classify(path)
+        from_str = classifier.classify(str(path))
+        from_bytes = classifier.classify(path.read_bytes())
+        assert from_bytes.probability_fractured == from_path.probability_fractured
+        assert from_str.probability_fractured == from_path.probability_fractured
+        np.testing.assert_array_equal(from_bytes.model_input, from_path.model_input)
+        assert 0.0 <= from_path.probability_fractured <= 1.0
+
+
+def test_classification_carries_what_the_network_saw(classifier, sample_paths):
+    result = classifier.classify(sample_paths[0])
+    image = read_image(sample_paths[0])
+    np.testing.assert_array_equal(result.image, image)
+    np.testing.assert_array_equal(result.model_input, preprocess(image, classifier.preprocess_config))
+    assert result.model_input.dtype == np.uint8
+
+
+def test_classify_agrees_with_predict_batch(classifier, sample_paths):
+    stack = np.stack([classifier.prepare(path)[1] for path in sample_paths])
+    batch = classifier.predict_batch(stack)
+    single = [classifier.classify(path).probability_fractured for path in sample_paths]
+    np.testing.assert_allclose(single, batch, atol=1e-6)
+    assert classifier.predict_batch(stack[:0]).shape == (0,)
+
+
+def test_unreadable_input_raises_image_read_error(classifier, tmp_path):
+    with pytest.raises(ImageReadError):
+        classifier.classify(b"%PDF-1.4 definitely not an x-ray")
+    with pytest.raises(ImageReadError, match="does not exist"):
+        classifier.classify(tmp_path / "missing.png")
+
+
+def test_resolve_threshold_presets_and_numbers(classifier, trained_model):
+    metadata = json.loads((trained_model.directory / METADATA_FILENAME).read_text())
+    for name in THRESHOLD_NAMES:
+        assert classifier.resolve_threshold(name) == metadata["thresholds"][name]
+    assert classifier.resolve_threshold(0.3) == 0.3
+    assert classifier.resolve_threshold("0.25") == 0.25
+    assert classifier.resolve_threshold(0) == 0.0
+    assert classifier.resolve_threshold("1") == 1.0
+
+
+@pytest.mark.parametrize("threshold, message", [
+    ("nonsense", "unknown threshold 'nonsense'; valid: a number in [0, 1] or one of "
+                 + ", ".join(THRESHOLD_NAMES)),
+    (1.5, "threshold must be in [0, 1]; got 1.5"),
+    ("-0.1", "threshold must be in [0, 1]; got -0.1"),
+    (float("nan"), "threshold must be in [0, 1]"),
+    (None, "unknown threshold None"),
+])
+def test_resolve_threshold_errors(classifier, threshold, message):
+    with pytest.raises(ValueError) as error:
+        classifier.resolve_threshold(threshold)
+    assert message in str(error.value)
+
+
+def test_load_from_an_empty_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing metadata.json"):
+        FractureClassifier.load(tmp_path)
+
+
+def test_load_with_the_model_file_missing(trained_model, tmp_path):
+    shutil.copy(trained_model.directory / METADATA_FILENAME, tmp_path)
+    with pytest.raises(FileNotFoundError, match="fracture_cnn.keras"):
+        FractureClassifier.load(tmp_path)
+
+
+def test_concurrent_predictions_equal_sequential(classifier, folder_dataset):
+    paths = sorted(folder_dataset.rglob("*.png"))[::4]  # 14 images of both classes
+    sequential = [classifier.classify(path).probability_fractured for path in paths]
+    jobs = paths * 3
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        concurrent = list(pool.map(lambda path: classifier.classify(path).probability_fractured, jobs))
+    assert concurrent == sequential * 3
+    assert len(set(sequential)) > 1  # the check means something only if images differ
