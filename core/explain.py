@@ -90,8 +90,10 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, *, opacity: float = 
     if image.shape != heatmap.shape or image.ndim != 2:
         raise ValueError(f"image and heatmap must be 2-D and the same shape; got {image.shape} and {heatmap.shape}")
     for name, values in (("image", image), ("heatmap", heatmap)):
-        if values.size and (np.nanmin(values) < 0.0 or np.nanmax(values) > 1.0 or not np.isfinite(values).all()):
-            raise ValueError(f"{name} values must be finite and in [0, 1]; got [{np.nanmin(values):.3g}, {np.nanmax(values):.3g}]")
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} values must be finite and in [0, 1]; got NaN or infinity")
+        if values.size and (values.min() < 0.0 or values.max() > 1.0):
+            raise ValueError(f"{name} values must be finite and in [0, 1]; got [{values.min():.3g}, {values.max():.3g}]")
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1]; got {opacity}")
     if colormap not in matplotlib.colormaps:

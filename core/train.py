@@ -169,7 +169,7 @@ def train(args: argparse.Namespace) -> dict:
                                 build_augmenter(args.augment, seed=args.seed), args.seed)
     fit_started = time.perf_counter()
     model.fit(dataset, epochs=args.epochs, class_weight={0: 1.0, 1: args.fracture_weight},
-              callbacks=[selector], verbose=0)
+              callbacks=[selector], verbose=0, shuffle=False)  # the dataset shuffles itself
     training_seconds = time.perf_counter() - fit_started
     model.set_weights(selector.best_weights)
 
