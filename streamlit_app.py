@@ -1,0 +1,12 @@
+"""Bone Fracture Detection — Streamlit entry point.
+
+    streamlit run streamlit_app.py
+
+Pages live in ``pages/``; all image and model logic lives in ``core``.
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="Bone Fracture Detection", page_icon="🦴", layout="wide")
+navigation = st.navigation([st.Page("pages/classify.py", title="Classify", icon="🩻", default=True)])
+navigation.run()
