@@ -110,3 +110,18 @@ def test_missing_data_directory(tmp_path, trained_model, capsys):
     code = evaluate.main(["--data-dir", str(tmp_path / "nowhere"), "--model-dir", str(trained_model.directory)])
     assert code == 2
     assert "data directory not found" in capsys.readouterr().err
+
+
+def test_report_renders_the_written_figures(report, trained_model, capsys):
+    from core import report as report_cli
+
+    _, metrics, _, _ = report
+    assert report_cli.main(["--model-dir", str(trained_model.directory)]) == 0
+    output = capsys.readouterr().out
+    test_auroc = metrics["splits"]["test"]["auroc"]["auroc"]
+    assert f"| test | {metrics['splits']['test']['n']} " in output
+    assert f"{test_auroc:.3f}" in output
+    for name in THRESHOLD_NAMES:
+        point = metrics["splits"]["test"]["operating_points"][name]
+        assert f"| {name} | {point['threshold']:.3f} |" in output
+    assert "region=" in output and "hardware=" in output
