@@ -38,6 +38,9 @@ CANDIDATES = {
     "residual-192": ("residual separable net, strided stem, 192 px",
                      "--architecture residual --image-size 192 --aspect pad --contrast clahe "
                      "--augment strong --schedule cosine"),
+    "residual-128-long": ("residual 128 px, 100 epochs",
+                          "--architecture residual --image-size 128 --aspect pad --contrast clahe "
+                          "--augment strong --schedule cosine --epochs 100"),
     "residual-128-weight-4.7": ("residual 128 px, fracture weight 4.7 (class balance)",
                                 "--architecture residual --image-size 128 --aspect pad --contrast clahe "
                                 "--augment strong --schedule cosine --fracture-weight 4.7"),
@@ -87,8 +90,9 @@ def main(argv=None) -> int:
     for name in names if not args.table_only else []:
         output_dir = RUNS_DIR / name
         print(f"== {name}", flush=True)
-        training.main(CANDIDATES[name][1].split() + [
-            "--data-dir", str(args.data_dir), "--epochs", str(args.epochs), "--output-dir", str(output_dir)])
+        # Candidate arguments come last so that a candidate may override --epochs.
+        training.main(["--data-dir", str(args.data_dir), "--epochs", str(args.epochs),
+                       "--output-dir", str(output_dir)] + CANDIDATES[name][1].split())
         metadata_path = output_dir / METADATA_FILENAME
         metadata = json.loads(metadata_path.read_text())
         metadata["inference_ms"] = round(inference_ms(output_dir), 2)
