@@ -13,8 +13,7 @@ images stays light.
 
 from core.explain import GradCam, heatmap_to_image, overlay_heatmap
 from core.imaging import SUPPORTED_FORMATS, ImageReadError, read_image
-from core.inference import Classification, FractureClassifier
-from core.predict import decide
+from core.inference import Classification, FractureClassifier, decide
 from core.preprocessing import PreprocessConfig, preprocess
 
 __all__ = [

@@ -43,6 +43,11 @@ def predict_fracture_probabilities(forward, images: np.ndarray) -> np.ndarray:
     return np.concatenate(outputs).astype(np.float64) if outputs else np.zeros(0)
 
 
+def decide(probability_fractured: float, threshold: float) -> str:
+    """The verdict under the project's rule: ``"fractured"`` iff probability >= threshold."""
+    return "fractured" if probability_fractured >= threshold else "not_fractured"
+
+
 @dataclass(frozen=True)
 class Classification:
     """What the classifier says about one image."""

@@ -18,13 +18,9 @@ from pathlib import Path
 
 from core.config import MODELS_DIR, THRESHOLD_NAMES
 from core.imaging import ImageReadError
+from core.inference import FractureClassifier, decide
 
 DEFAULT_THRESHOLD = "balanced"
-
-
-def decide(probability_fractured: float, threshold: float) -> str:
-    """The verdict under the project's rule: fractured iff probability >= threshold."""
-    return "fractured" if probability_fractured >= threshold else "not_fractured"
 
 
 def _parse_args(argv):
@@ -41,8 +37,6 @@ def _parse_args(argv):
 
 def main(argv=None) -> int:
     parser, args = _parse_args(argv)
-    # Imported after argument parsing so that --help and usage errors stay instant.
-    from core.inference import FractureClassifier
 
     try:
         classifier = FractureClassifier.load(args.model_dir)
