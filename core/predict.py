@@ -37,7 +37,6 @@ def _parse_args(argv):
 
 def main(argv=None) -> int:
     parser, args = _parse_args(argv)
-
     try:
         classifier = FractureClassifier.load(args.model_dir)
     except FileNotFoundError as error:
