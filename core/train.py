@@ -82,43 +82,40 @@ def _training_dataset(images, labels, batch_size, augmenter, seed):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-class _ValAurocSelector:
-    """Keras callback factory: scores val AUROC after each epoch, keeps the best weights."""
+def _val_auroc_selector(model, val_images, val_labels, total_epochs, patience):
+    """A Keras callback that scores val AUROC after each epoch and keeps the best weights."""
+    import keras
+    from sklearn.metrics import roc_auc_score
 
-    @staticmethod
-    def create(model, val_images, val_labels, total_epochs, patience):
-        import keras
-        from sklearn.metrics import roc_auc_score
+    from core.inference import compile_forward, predict_fracture_probabilities
 
-        from core.inference import compile_forward, predict_fracture_probabilities
+    forward = compile_forward(model)
 
-        forward = compile_forward(model)
+    class Selector(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.best_auroc, self.best_epoch, self.best_weights = -1.0, 0, None
+            self.history, self.started = [], time.perf_counter()
 
-        class Selector(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.best_auroc, self.best_epoch, self.best_weights = -1.0, 0, None
-                self.history, self.started = [], time.perf_counter()
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch_started = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            probabilities = predict_fracture_probabilities(forward, val_images)
+            auroc = float(roc_auc_score(val_labels, probabilities))
+            if auroc > self.best_auroc:
+                self.best_auroc, self.best_epoch = auroc, epoch + 1
+                self.best_weights = model.get_weights()
+            seconds = time.perf_counter() - self.epoch_started
+            self.history.append({"epoch": epoch + 1, "loss": round(float(logs["loss"]), 5),
+                                 "val_auroc": round(auroc, 5), "seconds": round(seconds, 2)})
+            print(f"epoch {epoch + 1:3d}/{total_epochs}  loss {logs['loss']:.4f}  "
+                  f"val AUROC {auroc:.4f}  best {self.best_auroc:.4f} (epoch {self.best_epoch})  "
+                  f"{seconds:.1f} s", flush=True)
+            if patience and epoch + 1 - self.best_epoch >= patience:
+                print(f"no better val AUROC for {patience} epochs; stopping", flush=True)
+                model.stop_training = True
 
-            def on_epoch_end(self, epoch, logs=None):
-                probabilities = predict_fracture_probabilities(forward, val_images)
-                auroc = float(roc_auc_score(val_labels, probabilities))
-                if auroc > self.best_auroc:
-                    self.best_auroc, self.best_epoch = auroc, epoch + 1
-                    self.best_weights = model.get_weights()
-                seconds = time.perf_counter() - self.epoch_started
-                self.history.append({"epoch": epoch + 1, "loss": round(float(logs["loss"]), 5),
-                                     "val_auroc": round(auroc, 5), "seconds": round(seconds, 2)})
-                print(f"epoch {epoch + 1:3d}/{total_epochs}  loss {logs['loss']:.4f}  "
-                      f"val AUROC {auroc:.4f}  best {self.best_auroc:.4f} (epoch {self.best_epoch})  "
-                      f"{seconds:.1f} s", flush=True)
-                if patience and epoch + 1 - self.best_epoch >= patience:
-                    print(f"no better val AUROC for {patience} epochs; stopping", flush=True)
-                    model.stop_training = True
-
-        return Selector()
+    return Selector()
 
 
 def _git_commit() -> str | None:
@@ -164,7 +161,7 @@ def train(args: argparse.Namespace) -> dict:
                      if args.schedule == "cosine" else args.learning_rate)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy")
-    selector = _ValAurocSelector.create(model, val_images, val_labels, args.epochs, args.patience)
+    selector = _val_auroc_selector(model, val_images, val_labels, args.epochs, args.patience)
     dataset = _training_dataset(train_images, train_labels, args.batch_size,
                                 build_augmenter(args.augment, seed=args.seed), args.seed)
     fit_started = time.perf_counter()
