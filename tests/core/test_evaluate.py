@@ -125,3 +125,15 @@ def test_report_renders_the_written_figures(report, trained_model, capsys):
         point = metrics["splits"]["test"]["operating_points"][name]
         assert f"| {name} | {point['threshold']:.3f} |" in output
     assert "| region=unknown | 16 (8) |" in output  # the folder layout has no region or hardware
+
+
+def test_multi_region_images_are_grouped_as_mixed(tmp_path, classifier, synth):
+    import dataclasses
+
+    data_dir = synth.csv_dataset(tmp_path, {"train": 1, "val": 4, "test": 6})
+    samples = [dataclasses.replace(s, region="hand+hip+mixed") if s.region == "leg" else s
+               for s in load_index(data_dir)]
+    metrics, _ = evaluate.evaluate(classifier, samples, n_bootstrap=50)
+    regions = {key for key in metrics["splits"]["test"]["subgroups"] if key.startswith("region=")}
+    assert regions == {"region=hand", "region=mixed"}
+    assert metrics["splits"]["test"]["subgroups"]["region=mixed"]["n"] == 6
