@@ -20,7 +20,8 @@ def test_gradcam_on_the_trained_model(classifier, sample_paths, trained_model):
     assert np.isfinite(maps).all() and maps.min() >= 0.0 and maps.max() <= 1.0
     for single in maps:  # each map is normalised to its own peak (or is all zero)
         assert single.max() == pytest.approx(1.0, abs=1e-6) or single.max() == 0.0
-    np.testing.assert_allclose(explainer(inputs[:1])[0], maps[0], atol=1e-5)
+    # oneDNN sums in a batch-size-dependent order, so float32 results differ in the 5th decimal.
+    np.testing.assert_allclose(explainer(inputs[:1])[0], maps[0], atol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(20, 60), (60, 20), (40, 40), (3, 200)])
