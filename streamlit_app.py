@@ -2,7 +2,8 @@
 
     streamlit run streamlit_app.py
 
-Pages live in ``pages/``; all image and model logic lives in ``core``.
+Pages live in ``pages/``; all image and model logic lives in ``core``. Every page draws the shared
+threshold sidebar itself (``pages.shared.threshold_sidebar``).
 """
 
 import streamlit as st

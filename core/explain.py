@@ -102,3 +102,21 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, *, opacity: float = 
     grey = np.repeat(image[..., np.newaxis], 3, axis=-1)
     blended = (1.0 - opacity) * grey + opacity * coloured
     return np.round(np.clip(blended, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def overlay_on_original(image: np.ndarray, model_heatmap: np.ndarray, config: PreprocessConfig, *,
+                        opacity: float = 0.4, colormap: str = "jet") -> np.ndarray:
+    """A model-input heatmap (S, S) mapped onto the original image and blended: uint8 RGB (H, W, 3)."""
+    heatmap = heatmap_to_image(model_heatmap, image.shape, config)
+    return overlay_heatmap(image, heatmap, opacity=opacity, colormap=colormap)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 RGB array, built in memory (nothing is written to disk)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()

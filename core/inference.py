@@ -48,6 +48,18 @@ def decide(probability_fractured: float, threshold: float) -> str:
     return "fractured" if probability_fractured >= threshold else "not_fractured"
 
 
+VERDICT_TEXT = {"fractured": "Fracture suspected", "not_fractured": "No fracture detected"}
+
+
+def verdict_report(file_name: str, probability_fractured: float, threshold: float, *,
+                   method: str, model_version: str) -> dict:
+    """The JSON report the app offers per image (no pixel data, no patient data)."""
+    decision = decide(probability_fractured, threshold)
+    return {"file_name": file_name, "probability_fractured": round(float(probability_fractured), 6),
+            "threshold": round(float(threshold), 6), "decision": decision,
+            "verdict": VERDICT_TEXT[decision], "method": method, "model_version": model_version}
+
+
 @dataclass(frozen=True)
 class Classification:
     """What the classifier says about one image."""

@@ -1,44 +1,58 @@
-"""Classify page: upload an X-ray, see the fracture probability, verdict and Grad-CAM overlay.
+"""Classify: drop X-rays, see each verdict, probability and heatmap at the current threshold."""
 
-A first, deliberately small page; the full app (threshold costs, heatmap methods, batch,
-performance and about pages) is tracked in its own issue.
-"""
+import json
+from pathlib import Path
 
 import streamlit as st
 
-from core import FractureClassifier, GradCam, ImageReadError, SUPPORTED_FORMATS, decide
-from core import heatmap_to_image, overlay_heatmap
+from core import ImageReadError, SUPPORTED_FORMATS, decide
+from core.explain import encode_png, overlay_on_original
+from core.inference import VERDICT_TEXT, verdict_report
+from pages.shared import load_classifier, load_gradcam, threshold_sidebar
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp", "gif", "dcm"]
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp", "gif", "dcm", "dicom"]
+COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
+METHOD = "gradcam"
 
-
-@st.cache_resource(show_spinner="Loading the model…")
-def load_models():
-    classifier = FractureClassifier.load()
-    return classifier, GradCam(classifier.model, classifier.metadata["cam_layer"])
-
-
-classifier, explainer = load_models()
 st.title("Bone fracture detection")
 st.caption("Research demo — not a medical device. Do not use for diagnosis.")
-preset = st.sidebar.selectbox("Threshold preset", list(classifier.thresholds), index=1)
-threshold = st.sidebar.slider("Decision threshold", 0.0, 1.0, classifier.thresholds[preset], 0.001)
-upload = st.file_uploader(f"Drop an X-ray ({', '.join(SUPPORTED_FORMATS)})", type=UPLOAD_TYPES)
-if upload is not None:
+threshold = threshold_sidebar()
+classifier, explainer = load_classifier(), load_gradcam()
+
+controls = st.columns(2)
+opacity = controls[0].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05)
+colormap = controls[1].selectbox("Colormap", COLORMAPS)
+uploads = st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})",
+                           type=UPLOAD_TYPES, accept_multiple_files=True)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def analyse(data: bytes):
+    """Network outputs for one upload, cached by content so slider moves never re-run them."""
+    result = classifier.classify(data)
+    return result.probability_fractured, result.image, explainer(result.model_input[None])[0]
+
+
+for upload in uploads or []:
+    st.divider()
     try:
-        result = classifier.classify(upload.getvalue())
+        probability, image, heatmap = analyse(upload.getvalue())
     except ImageReadError as error:
         st.error(f"Could not read {upload.name}: {error}")
-        st.stop()
-    heatmap = heatmap_to_image(explainer(result.model_input[None])[0], result.image.shape,
-                               classifier.preprocess_config)
-    verdict = decide(result.probability_fractured, threshold)
-    message = f"P(fractured) = {result.probability_fractured:.3f} at threshold {threshold:.3f}"
-    if verdict == "fractured":
-        st.error(f"**Fracture suspected** — {message}")
-    else:
-        st.success(f"**No fracture detected** — {message}")
+        continue
+    decision = decide(probability, threshold)
+    headline = f"**{VERDICT_TEXT[decision]}** — {upload.name}: P(fractured) = {probability:.3f} " \
+               f"(threshold {threshold:.3f})"
+    (st.error if decision == "fractured" else st.success)(headline)
+    overlay = overlay_on_original(image, heatmap, classifier.preprocess_config,
+                                  opacity=opacity, colormap=colormap)
     left, right = st.columns(2)
-    left.image(result.image, caption="X-ray", clamp=True, width="stretch")
-    right.image(overlay_heatmap(result.image, heatmap), caption="Grad-CAM (fractured)",
-                width="stretch")
+    left.image(image, caption="X-ray", clamp=True, width="stretch")
+    right.image(overlay, caption="Grad-CAM for 'fractured'", width="stretch")
+    report = verdict_report(upload.name, probability, threshold, method=METHOD, model_version=classifier.version)
+    stem = Path(upload.name).stem
+    downloads = st.columns(2)
+    downloads[0].download_button("Overlay (PNG)", encode_png(overlay), f"{stem}_gradcam.png", "image/png",
+                                 key=f"png-{upload.file_id}")
+    downloads[1].download_button("Report (JSON)", json.dumps(report, indent=2), f"{stem}_report.json",
+                                 "application/json", key=f"json-{upload.file_id}")

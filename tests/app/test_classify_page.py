@@ -1,6 +1,7 @@
-"""The Classify page through Streamlit's AppTest: upload, verdict, heatmap, threshold."""
+"""The Classify page through Streamlit's AppTest: upload, verdict, heatmap, threshold, downloads."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -8,13 +9,14 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_DIR
+from core.heldout import HeldOutPredictions, describe_costs
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
 TIMEOUT = 120  # the first run imports TensorFlow and loads the model
 
 
-def _png_bytes() -> bytes:
-    pixels = np.random.default_rng(1).integers(0, 255, (454, 373), dtype=np.uint8)
+def _png_bytes(seed: int = 1) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (454, 373), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -32,23 +34,55 @@ def app():
     return app
 
 
-def test_page_loads_with_a_disclaimer(app):
+def test_page_loads_with_a_disclaimer_and_the_screening_threshold(app):
     assert app.title[0].value == "Bone fracture detection"
     assert "not a medical device" in app.caption[0].value
+    from core.inference import FractureClassifier
+
+    screening = FractureClassifier.load().thresholds["screening"]
+    assert app.slider(key="threshold").value == pytest.approx(screening, abs=0.0005)
 
 
-def test_upload_gives_a_verdict_and_a_heatmap_and_the_threshold_flips_it(app):
+def test_upload_gives_a_verdict_a_heatmap_and_downloads(app):
     app.file_uploader[0].upload("xray.png", _png_bytes(), "image/png").run()
     assert not app.exception
     assert len(app.image) == 2  # the X-ray and its Grad-CAM overlay
-    app.sidebar.slider[0].set_value(0.0).run()
+    assert len(_verdicts(app)) == 1 and "xray.png" in _verdicts(app)[0]
+    labels = [button.label for button in app.get("download_button")]
+    assert labels == ["Overlay (PNG)", "Report (JSON)"]
+
+
+def test_moving_the_threshold_flips_the_verdict_and_the_test_split_figures(app):
+    app.file_uploader[0].upload("xray.png", _png_bytes(), "image/png").run()
+    held_out = HeldOutPredictions.load()
+    app.slider(key="threshold").set_value(0.0).run()
     assert any("Fracture suspected" in text for text in _verdicts(app))
-    app.sidebar.slider[0].set_value(1.0).run()
+    low_costs = [c.value for c in app.sidebar.caption]
+    assert describe_costs(held_out.at_threshold(0.0)).capitalize() + "." in low_costs
+    app.slider(key="threshold").set_value(1.0).run()
     assert any("No fracture detected" in text for text in _verdicts(app))
+    high_costs = [c.value for c in app.sidebar.caption]
+    assert describe_costs(held_out.at_threshold(1.0)).capitalize() + "." in high_costs
+    assert low_costs != high_costs
 
 
-def test_unreadable_upload_gets_a_clear_message(app):
-    app.file_uploader[0].upload("notes.png", b"<html>not an image</html>", "image/png").run()
+def test_presets_set_the_threshold(app):
+    from core.inference import FractureClassifier
+
+    thresholds = FractureClassifier.load().thresholds
+    app.sidebar.button[2].click().run()  # "specific"
+    assert app.slider(key="threshold").value == pytest.approx(thresholds["specific"], abs=0.0005)
+
+
+def test_several_uploads_each_get_a_verdict_and_a_bad_one_a_clear_message(app):
+    app.file_uploader[0].set_value([
+        ("one.png", _png_bytes(1), "image/png"),
+        ("notes.png", b"<html>not an image</html>", "image/png"),
+        ("two.png", _png_bytes(2), "image/png"),
+    ]).run()
     assert not app.exception
+    verdicts = _verdicts(app)
+    assert any("one.png" in text for text in verdicts) and any("two.png" in text for text in verdicts)
     messages = [element.value for element in app.error]
     assert any("Could not read notes.png" in text and "expected an image file" in text for text in messages)
+    assert len(app.image) == 4

@@ -149,3 +149,19 @@ def test_gradcam_follows_the_fracture_class_not_brightness():
     assert heatmap.max() == pytest.approx(1.0)
     row, col = np.unravel_index(np.argmax(heatmap), heatmap.shape)
     assert not (0 <= row < 16 and 16 <= col < 32)
+
+
+def test_overlay_on_original_and_png_round_trip():
+    import io
+
+    from PIL import Image
+
+    from core.explain import encode_png, overlay_on_original
+
+    config = PreprocessConfig(32, "pad", "none")
+    image = np.linspace(0, 1, 20 * 60, dtype=np.float32).reshape(20, 60)
+    overlay = overlay_on_original(image, np.ones((32, 32), np.float32), config, opacity=0.0)
+    assert overlay.shape == (20, 60, 3) and overlay.dtype == np.uint8
+    np.testing.assert_array_equal(overlay[..., 0], np.round(image * 255).astype(np.uint8))
+    decoded = np.asarray(Image.open(io.BytesIO(encode_png(overlay))))
+    np.testing.assert_array_equal(decoded, overlay)

@@ -90,3 +90,14 @@ def test_concurrent_predictions_equal_sequential(classifier, folder_dataset):
         concurrent = list(pool.map(lambda path: classifier.classify(path).probability_fractured, jobs))
     assert concurrent == sequential * 3
     assert len(set(sequential)) > 1  # the check means something only if images differ
+
+
+def test_verdict_report_follows_the_threshold_rule():
+    from core.inference import verdict_report
+
+    report = verdict_report("a.png", 0.3, 0.3, method="gradcam", model_version="v1")
+    assert report == {"file_name": "a.png", "probability_fractured": 0.3, "threshold": 0.3,
+                      "decision": "fractured", "verdict": "Fracture suspected",
+                      "method": "gradcam", "model_version": "v1"}
+    assert verdict_report("a.png", 0.29, 0.3, method="gradcam", model_version="v1")["verdict"] == \
+        "No fracture detected"

@@ -1,0 +1,65 @@
+"""What every page shares: the cached model, held-out figures and the threshold sidebar.
+
+Loaders wrap plain ``core`` functions in Streamlit caches, so the model is built once per
+process and shared by every session and thread.
+"""
+
+import streamlit as st
+
+from core import FractureClassifier, GradCam
+from core.heldout import HeldOutPredictions, describe_costs
+
+PRESETS = ("screening", "balanced", "specific")
+PRESET_HELP = {"screening": "Chosen on val: sensitivity ≥ 0.90", "balanced": "Chosen on val: maximum Youden J",
+               "specific": "Chosen on val: specificity ≥ 0.95"}
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_classifier() -> FractureClassifier:
+    return FractureClassifier.load()
+
+
+@st.cache_resource(show_spinner="Preparing Grad-CAM…")
+def load_gradcam() -> GradCam:
+    classifier = load_classifier()
+    return GradCam(classifier.model, classifier.metadata["cam_layer"])
+
+
+@st.cache_resource
+def load_held_out(split: str = "test") -> HeldOutPredictions:
+    return HeldOutPredictions.load(split=split)
+
+
+def _set_threshold(value: float) -> None:
+    st.session_state["threshold"] = st.session_state["saved_threshold"] = value
+
+
+def threshold_sidebar() -> float:
+    """The decision threshold (slider + presets) and what it costs on the test split.
+
+    Every page calls this first. Streamlit forgets a widget's value when a page without it runs,
+    so the value is also kept under a plain key and restored on each page.
+    """
+    thresholds = load_classifier().thresholds
+    saved = st.session_state.setdefault("saved_threshold", round(thresholds["screening"], 3))
+    st.session_state.setdefault("threshold", saved)
+    st.sidebar.subheader("Decision threshold")
+    for name in PRESETS:
+        st.sidebar.button(f"{name.capitalize()} · {thresholds[name]:.3f}", help=PRESET_HELP[name],
+                          on_click=_set_threshold, args=(round(thresholds[name], 3),), width="stretch")
+    threshold = st.sidebar.slider("P(fractured) at or above this is called a fracture", 0.0, 1.0,
+                                  step=0.001, format="%.3f", key="threshold")
+    st.session_state["saved_threshold"] = threshold
+    point = load_held_out().at_threshold(threshold)
+    st.sidebar.markdown(f"**On the held-out test split** ({point['n_positive'] + point['n_negative']} images):")
+    left, right = st.sidebar.columns(2)
+    left.metric("Sensitivity", _percent(point["sensitivity"]))
+    right.metric("Specificity", _percent(point["specificity"]))
+    left.metric("PPV", _percent(point["ppv"]))
+    right.metric("NPV", _percent(point["npv"]))
+    st.sidebar.caption(describe_costs(point).capitalize() + ".")
+    return threshold
+
+
+def _percent(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
