@@ -9,5 +9,8 @@ threshold sidebar itself (``pages.shared.threshold_sidebar``).
 import streamlit as st
 
 st.set_page_config(page_title="Bone Fracture Detection", page_icon="🦴", layout="wide")
-navigation = st.navigation([st.Page("pages/classify.py", title="Classify", icon="🩻", default=True)])
+navigation = st.navigation([
+    st.Page("pages/classify.py", title="Classify", icon="🩻", default=True),
+    st.Page("pages/batch.py", title="Batch", icon="🗂️"),
+])
 navigation.run()

@@ -60,6 +60,19 @@ def verdict_report(file_name: str, probability_fractured: float, threshold: floa
             "verdict": VERDICT_TEXT[decision], "method": method, "model_version": model_version}
 
 
+def results_csv(results: list[tuple[str, float | None, str]], threshold: float) -> str:
+    """CSV text of ``(file name, P(fractured) or None, verdict or error)`` rows at ``threshold``."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "probability_fractured", "verdict", "threshold"])
+    for name, probability, verdict in results:
+        writer.writerow([name, "" if probability is None else f"{probability:.6f}", verdict, f"{threshold:.6f}"])
+    return buffer.getvalue()
+
+
 @dataclass(frozen=True)
 class Classification:
     """What the classifier says about one image."""

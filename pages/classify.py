@@ -8,35 +8,27 @@ import streamlit as st
 from core import ImageReadError, SUPPORTED_FORMATS, decide
 from core.explain import encode_png, overlay_on_original
 from core.inference import VERDICT_TEXT, verdict_report
-from pages.shared import load_classifier, load_gradcam, threshold_sidebar
+from pages.shared import analyse_upload, load_classifier, threshold_sidebar
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp", "gif", "dcm", "dicom"]
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 METHOD = "gradcam"
 
 st.title("Bone fracture detection")
 st.caption("Research demo — not a medical device. Do not use for diagnosis.")
 threshold = threshold_sidebar()
-classifier, explainer = load_classifier(), load_gradcam()
+classifier = load_classifier()
 
 controls = st.columns(2)
 opacity = controls[0].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05)
 colormap = controls[1].selectbox("Colormap", COLORMAPS)
+# No extension filter: DICOM often comes without one, and the reader decides by content.
 uploads = st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})",
-                           type=UPLOAD_TYPES, accept_multiple_files=True)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def analyse(data: bytes):
-    """Network outputs for one upload, cached by content so slider moves never re-run them."""
-    result = classifier.classify(data)
-    return result.probability_fractured, result.image, explainer(result.model_input[None])[0]
-
+                           accept_multiple_files=True)
 
 for upload in uploads or []:
     st.divider()
     try:
-        probability, image, heatmap = analyse(upload.getvalue())
+        probability, image, heatmap = analyse_upload(upload.getvalue())
     except ImageReadError as error:
         st.error(f"Could not read {upload.name}: {error}")
         continue

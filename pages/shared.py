@@ -30,6 +30,18 @@ def load_held_out(split: str = "test") -> HeldOutPredictions:
     return HeldOutPredictions.load(split=split)
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def analyse_upload(data: bytes):
+    """``(probability, image, model-input heatmap)`` for one upload, cached by content so that
+    moving the slider or switching pages never re-runs the network.
+
+    Raises:
+        core.ImageReadError: if the bytes are not a readable image.
+    """
+    result = load_classifier().classify(data)
+    return result.probability_fractured, result.image, load_gradcam()(result.model_input[None])[0]
+
+
 def _set_threshold(value: float) -> None:
     st.session_state["threshold"] = st.session_state["saved_threshold"] = value
 

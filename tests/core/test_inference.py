@@ -101,3 +101,16 @@ def test_verdict_report_follows_the_threshold_rule():
                       "method": "gradcam", "model_version": "v1"}
     assert verdict_report("a.png", 0.29, 0.3, method="gradcam", model_version="v1")["verdict"] == \
         "No fracture detected"
+
+
+def test_results_csv_quotes_names_and_leaves_unreadable_blank():
+    import csv
+    import io
+
+    from core.inference import results_csv
+
+    text = results_csv([("a, b.png", 0.25, "Fracture suspected"), ("x.png", None, "unreadable: bad")], 0.2)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows == [["file", "probability_fractured", "verdict", "threshold"],
+                    ["a, b.png", "0.250000", "Fracture suspected", "0.200000"],
+                    ["x.png", "", "unreadable: bad", "0.200000"]]

@@ -1,0 +1,45 @@
+"""Batch: many X-rays in, one sortable table out (with CSV), and any row's heatmap on demand."""
+
+import streamlit as st
+
+from core import ImageReadError, SUPPORTED_FORMATS, decide
+from core.explain import overlay_on_original
+from core.inference import VERDICT_TEXT, results_csv
+from pages.shared import analyse_upload, load_classifier, threshold_sidebar
+
+st.title("Batch")
+threshold = threshold_sidebar()
+classifier = load_classifier()
+uploads = st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True)
+if not uploads:
+    st.info("Results appear here as a table: file, P(fractured) and the verdict at the current threshold.")
+    st.stop()
+
+rows, readable = [], {}
+progress = st.progress(0.0, text="Classifying…")
+for index, upload in enumerate(uploads, start=1):
+    try:
+        probability, image, heatmap = analyse_upload(upload.getvalue())
+    except ImageReadError as error:
+        rows.append({"file": upload.name, "P(fractured)": None, "verdict": f"unreadable: {error}"})
+    else:
+        readable[upload.name] = (image, heatmap)
+        rows.append({"file": upload.name, "P(fractured)": round(probability, 4),
+                     "verdict": VERDICT_TEXT[decide(probability, threshold)]})
+    progress.progress(index / len(uploads), text=f"Classified {index} of {len(uploads)}")
+progress.empty()
+
+suspected = sum(row["verdict"] == VERDICT_TEXT["fractured"] for row in rows)
+st.markdown(f"**{suspected} of {len(rows)}** flagged at threshold {threshold:.3f}; "
+            f"{len(rows) - len(readable)} unreadable.")
+st.dataframe(rows, width="stretch", hide_index=True)
+csv_text = results_csv([(row["file"], row["P(fractured)"], row["verdict"]) for row in rows], threshold)
+st.download_button("Download CSV", csv_text, "fracture_batch.csv", "text/csv")
+
+if readable:
+    chosen = st.selectbox("Show the heatmap of", list(readable))
+    image, heatmap = readable[chosen]
+    left, right = st.columns(2)
+    left.image(image, caption=chosen, clamp=True, width="stretch")
+    right.image(overlay_on_original(image, heatmap, classifier.preprocess_config), caption="Grad-CAM for 'fractured'",
+                width="stretch")

@@ -1,0 +1,45 @@
+"""The Batch page through AppTest: a table row per file, a CSV, and a heatmap on demand."""
+
+import csv
+import io
+
+import numpy as np
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from core.config import PROJECT_DIR
+
+PAGE = str(PROJECT_DIR / "pages" / "batch.py")
+
+
+def _png_bytes(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (300, 240), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_batch_of_three_gives_three_rows_a_csv_and_a_heatmap():
+    app = AppTest.from_file(PAGE, default_timeout=120)
+    app.run()
+    assert not app.exception
+    app.file_uploader[0].set_value([(f"x{i}.png", _png_bytes(i), "image/png") for i in range(3)]).run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["file"]) == ["x0.png", "x1.png", "x2.png"]
+    assert table["P(fractured)"].between(0, 1).all()
+    download = app.get("download_button")[0]
+    assert download.label == "Download CSV"
+    assert len(app.image) == 2  # the chosen row's X-ray and overlay
+    app.selectbox[0].set_value("x2.png").run()
+    assert not app.exception and app.image[0].proto.imgs[0].caption == "x2.png"
+
+
+def test_unreadable_file_becomes_a_row_not_a_crash():
+    app = AppTest.from_file(PAGE, default_timeout=120)
+    app.run()
+    app.file_uploader[0].set_value([("good.png", _png_bytes(5), "image/png"),
+                                    ("bad.jpg", b"PK\x03\x04zip", "image/jpeg")]).run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert table.loc[table["file"] == "bad.jpg", "verdict"].iloc[0].startswith("unreadable: expected an image file")
