@@ -12,5 +12,7 @@ st.set_page_config(page_title="Bone Fracture Detection", page_icon="🦴", layou
 navigation = st.navigation([
     st.Page("pages/classify.py", title="Classify", icon="🩻", default=True),
     st.Page("pages/batch.py", title="Batch", icon="🗂️"),
+    st.Page("pages/performance.py", title="Model performance", icon="📈"),
+    st.Page("pages/about.py", title="About", icon="ℹ️"),
 ])
 navigation.run()

@@ -7,6 +7,7 @@ process and shared by every session and thread.
 import streamlit as st
 
 from core import FractureClassifier, GradCam
+from core.figures import load_metadata
 from core.heldout import HeldOutPredictions, describe_costs
 
 PRESETS = ("screening", "balanced", "specific")
@@ -28,6 +29,12 @@ def load_gradcam() -> GradCam:
 @st.cache_resource
 def load_held_out(split: str = "test") -> HeldOutPredictions:
     return HeldOutPredictions.load(split=split)
+
+
+@st.cache_data
+def load_shipped_metadata() -> dict:
+    """The model's metadata alone: pages that show figures need no TensorFlow."""
+    return load_metadata()
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -52,7 +59,7 @@ def threshold_sidebar() -> float:
     Every page calls this first. Streamlit forgets a widget's value when a page without it runs,
     so the value is also kept under a plain key and restored on each page.
     """
-    thresholds = load_classifier().thresholds
+    thresholds = load_shipped_metadata()["thresholds"]
     saved = st.session_state.setdefault("saved_threshold", round(thresholds["screening"], 3))
     st.session_state.setdefault("threshold", saved)
     st.sidebar.subheader("Decision threshold")
@@ -65,13 +72,13 @@ def threshold_sidebar() -> float:
     point = load_held_out().at_threshold(threshold)
     st.sidebar.markdown(f"**On the held-out test split** ({point['n_positive'] + point['n_negative']} images):")
     left, right = st.sidebar.columns(2)
-    left.metric("Sensitivity", _percent(point["sensitivity"]))
-    right.metric("Specificity", _percent(point["specificity"]))
-    left.metric("PPV", _percent(point["ppv"]))
-    right.metric("NPV", _percent(point["npv"]))
+    left.metric("Sensitivity", percent(point["sensitivity"]))
+    right.metric("Specificity", percent(point["specificity"]))
+    left.metric("PPV", percent(point["ppv"]))
+    right.metric("NPV", percent(point["npv"]))
     st.sidebar.caption(describe_costs(point).capitalize() + ".")
     return threshold
 
 
-def _percent(value) -> str:
+def percent(value) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"

@@ -1,0 +1,164 @@
+"""Figures and tables of the shipped model's held-out results, from the files ``core`` writes.
+
+Everything here reads ``models/metrics.json``, ``models/history.csv`` and
+``models/probabilities.csv``; nothing runs the network. Figures are ``matplotlib.figure.Figure``
+objects built without pyplot's global state, so several app sessions can draw at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from core.config import (HISTORY_FILENAME, METADATA_FILENAME, METRICS_FILENAME, MODELS_DIR,
+                         PROBABILITIES_FILENAME)
+from core.metrics import operating_point
+
+CLASS_LABELS = ("not fractured", "fractured")
+FIGSIZE = (5.0, 4.0)
+
+
+def load_metrics(model_dir: str | Path = MODELS_DIR) -> dict:
+    return json.loads((Path(model_dir) / METRICS_FILENAME).read_text())
+
+
+def load_metadata(model_dir: str | Path = MODELS_DIR) -> dict:
+    return json.loads((Path(model_dir) / METADATA_FILENAME).read_text())
+
+
+def load_history(model_dir: str | Path = MODELS_DIR) -> list[dict]:
+    """``history.csv`` as a list of {"epoch": int, "loss": float, "val_auroc": float, ...}."""
+    with open(Path(model_dir) / HISTORY_FILENAME, newline="") as handle:
+        return [{key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
+
+
+def load_probability_rows(model_dir: str | Path = MODELS_DIR) -> list[dict]:
+    """``probabilities.csv`` rows as written by ``python -m core.evaluate`` (all values strings)."""
+    with open(Path(model_dir) / PROBABILITIES_FILENAME, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def auroc_text(report: dict) -> str:
+    """"0.863 (95% CI 0.822–0.900)", or a dash where the group holds one class only."""
+    auroc = report.get("auroc")
+    if auroc is None:
+        return "– (one class only)"
+    return f"{auroc['auroc']:.3f} (95% CI {auroc['ci_low']:.3f}–{auroc['ci_high']:.3f})"
+
+
+def roc_figure(metrics: dict, split: str, threshold_point: dict | None = None) -> Figure:
+    """ROC curve of ``split`` with AUROC and CI in the legend, and the current operating point marked."""
+    report = metrics["splits"][split]
+    figure = Figure(figsize=FIGSIZE, layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot(report["roc"]["fpr"], report["roc"]["tpr"], color="tab:blue", lw=2,
+              label=f"{split}: AUROC {auroc_text(report)}")
+    axes.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="chance")
+    if threshold_point is not None and threshold_point["specificity"] is not None \
+            and threshold_point["sensitivity"] is not None:
+        axes.plot([1 - threshold_point["specificity"]], [threshold_point["sensitivity"]], "o",
+                  color="tab:red", ms=9, label=f"threshold {threshold_point['threshold']:.3f}")
+    axes.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity (false-positive rate)",
+             ylabel="sensitivity (true-positive rate)", title=f"ROC curve ({split} split)")
+    axes.legend(loc="lower right", fontsize="small")
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def confusion_figure(point: dict) -> Figure:
+    """2×2 confusion matrix at one threshold: rows are the true class, columns the prediction."""
+    counts = np.array([[point["tn"], point["fp"]], [point["fn"], point["tp"]]])
+    figure = Figure(figsize=(4.2, 3.8), layout="constrained")
+    axes = figure.add_subplot()
+    axes.imshow(counts, cmap="Blues", vmin=0, vmax=max(int(counts.max()), 1) * 1.25)
+    names = (("true negative", "false positive"), ("false negative", "true positive"))
+    for row in range(2):
+        for column in range(2):
+            dark = counts[row, column] > 0.6 * counts.max()
+            axes.text(column, row, f"{counts[row, column]}\n{names[row][column]}", ha="center",
+                      va="center", fontsize=11, color="white" if dark else "black")
+    axes.set_xticks([0, 1], [f"predicted\n{name}" for name in CLASS_LABELS])
+    axes.set_yticks([0, 1], [f"true\n{name}" for name in CLASS_LABELS])
+    axes.set_title(f"Confusion matrix at threshold {point['threshold']:.3f}")
+    return figure
+
+
+def calibration_figure(metrics: dict, split: str) -> Figure:
+    """Reliability diagram: observed fraction fractured against mean P(fractured), per bin."""
+    report = metrics["splits"][split]
+    bins = [entry for entry in report["reliability"] if entry["count"]]
+    figure = Figure(figsize=FIGSIZE, layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+    axes.plot([entry["mean_predicted"] for entry in bins], [entry["fraction_positive"] for entry in bins],
+              "o-", color="tab:blue", label="model (one point per bin)")
+    for entry in bins:
+        axes.annotate(f"n={entry['count']}", (entry["mean_predicted"], entry["fraction_positive"]),
+                      textcoords="offset points", xytext=(4, -10), fontsize=7, color="dimgrey",
+                      annotation_clip=False)
+    ece = report.get("ece")
+    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted P(fractured)",
+             ylabel="observed fraction fractured",
+             title=f"Calibration ({split} split), ECE = {'–' if ece is None else f'{ece:.3f}'}")
+    axes.legend(loc="upper left", fontsize="small")
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def training_figure(history_rows: list[dict]) -> Figure:
+    """Training loss (left axis) and val AUROC (right axis) per epoch, the best epoch marked."""
+    epochs = [int(row["epoch"]) for row in history_rows]
+    loss = [float(row["loss"]) for row in history_rows]
+    auroc = [float(row["val_auroc"]) for row in history_rows]
+    best = int(np.argmax(auroc))
+    figure = Figure(figsize=(6.0, 3.6), layout="constrained")
+    left = figure.add_subplot()
+    right = left.twinx()
+    left.plot(epochs, loss, color="tab:orange", label="training loss")
+    right.plot(epochs, auroc, color="tab:blue", label="val AUROC")
+    right.plot([epochs[best]], [auroc[best]], "*", color="tab:red", ms=14,
+               label=f"best epoch {epochs[best]} (val AUROC {auroc[best]:.3f})")
+    left.set(xlabel="epoch", title="Training history")
+    left.set_ylabel("training loss", color="tab:orange")
+    right.set_ylabel("val AUROC", color="tab:blue")
+    handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    right.legend(handles, [handle.get_label() for handle in handles], loc="center right", fontsize="small")
+    left.grid(alpha=0.3)
+    return figure
+
+
+def _subgroup_mask(name: str, rows: list[dict]) -> np.ndarray:
+    """Rows of subgroup ``name`` ("region=hand", "hardware=with"), grouped as ``core.evaluate`` does."""
+    key, value = name.split("=", 1)
+    if key == "region":  # multi-region images ("hand+hip+mixed") form one "mixed" group
+        return np.array([("mixed" if "+" in row["region"] else row["region"]) == value for row in rows])
+    if key == "hardware":
+        wanted = {"with": "1", "without": "0"}[value]
+        return np.array([str(row["hardware"]).strip() == wanted for row in rows])
+    raise ValueError(f"unknown subgroup {name!r}")
+
+
+def subgroup_rows(metrics: dict, split: str, threshold: float, probability_rows: list[dict] | None = None,
+                  model_dir: str | Path = MODELS_DIR) -> list[dict]:
+    """One table row per subgroup: size, AUROC with CI, and sensitivity/specificity at ``threshold``.
+
+    AUROC comes from ``metrics.json``; sensitivity and specificity are recounted from the stored
+    probabilities, because ``metrics.json`` holds only the three preset thresholds.
+    """
+    rows = [row for row in (probability_rows if probability_rows is not None
+                            else load_probability_rows(model_dir)) if row["split"] == split]
+    labels = np.array([int(row["label"]) for row in rows])
+    probabilities = np.array([float(row["probability_fractured"]) for row in rows])
+    table = []
+    for name, report in metrics["splits"][split]["subgroups"].items():
+        mask = _subgroup_mask(name, rows)
+        point = operating_point(labels[mask], probabilities[mask], threshold)
+        table.append({"subgroup": name, "images": int(mask.sum()), "fractured": int(labels[mask].sum()),
+                      "AUROC (95% CI)": auroc_text(report), "sensitivity": point["sensitivity"],
+                      "specificity": point["specificity"]})
+    return table

@@ -1,0 +1,93 @@
+"""Figures and the subgroup table of the performance page, on the shipped models/ files."""
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from core.figures import (calibration_figure, confusion_figure, load_history, load_metrics,
+                          load_probability_rows, roc_figure, subgroup_rows, training_figure)
+from core.heldout import HeldOutPredictions
+from core.metrics import operating_point
+
+
+@pytest.fixture(scope="module")
+def metrics():
+    return load_metrics()
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return load_probability_rows()
+
+
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_roc_marks_the_operating_point_and_shows_the_auroc(metrics, split):
+    point = HeldOutPredictions.load(split=split).at_threshold(0.3)
+    figure = roc_figure(metrics, split, point)
+    assert isinstance(figure, Figure)
+    axes = figure.axes[0]
+    curve, _, marker = axes.lines
+    np.testing.assert_allclose(curve.get_xdata(), metrics["splits"][split]["roc"]["fpr"])
+    np.testing.assert_allclose(marker.get_xydata()[0], (1 - point["specificity"], point["sensitivity"]))
+    legend = " ".join(text.get_text() for text in axes.get_legend().get_texts())
+    assert f"{metrics['splits'][split]['auroc']['auroc']:.3f}" in legend
+    assert f"{metrics['splits'][split]['auroc']['ci_low']:.3f}" in legend
+
+
+def test_roc_without_a_point_draws_curve_and_diagonal_only(metrics):
+    assert len(roc_figure(metrics, "test", None).axes[0].lines) == 2
+
+
+def test_confusion_matrix_puts_true_classes_in_rows(metrics):
+    point = metrics["splits"]["test"]["operating_points"]["screening"]
+    axes = confusion_figure(point).axes[0]
+    np.testing.assert_array_equal(axes.images[0].get_array(),
+                                  [[point["tn"], point["fp"]], [point["fn"], point["tp"]]])
+    texts = {text.get_position(): text.get_text() for text in axes.texts}  # keyed by (column, row)
+    assert texts[(1, 1)].startswith(f"{point['tp']}\n") and texts[(1, 0)].startswith(f"{point['fp']}\n")
+    assert "fractured" in axes.get_yticklabels()[1].get_text()
+    assert "not fractured" in axes.get_xticklabels()[0].get_text()
+
+
+def test_calibration_plots_the_reliability_bins_with_ece_in_the_title(metrics):
+    axes = calibration_figure(metrics, "test").axes[0]
+    bins = [entry for entry in metrics["splits"]["test"]["reliability"] if entry["count"]]
+    diagonal, model = axes.lines
+    np.testing.assert_allclose(diagonal.get_xydata(), [[0, 0], [1, 1]])
+    np.testing.assert_allclose(model.get_ydata(), [entry["fraction_positive"] for entry in bins])
+    assert f"{metrics['splits']['test']['ece']:.3f}" in axes.get_title()
+
+
+def test_training_figure_marks_the_best_epoch():
+    history = load_history()
+    figure = training_figure(history)
+    loss_axes, auroc_axes = figure.axes
+    np.testing.assert_allclose(loss_axes.lines[0].get_ydata(), [row["loss"] for row in history])
+    best = max(history, key=lambda row: row["val_auroc"])
+    np.testing.assert_allclose(auroc_axes.lines[1].get_xydata()[0], (best["epoch"], best["val_auroc"]))
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.5])
+def test_subgroup_rows_agree_with_operating_point_on_the_csv_subset(metrics, rows, threshold):
+    table = {row["subgroup"]: row for row in subgroup_rows(metrics, "test", threshold, rows)}
+    assert set(table) == set(metrics["splits"]["test"]["subgroups"])
+    hand = [row for row in rows if row["split"] == "test" and row["region"] == "hand"]
+    point = operating_point([int(row["label"]) for row in hand],
+                            [float(row["probability_fractured"]) for row in hand], threshold)
+    assert table["region=hand"]["images"] == len(hand)
+    assert table["region=hand"]["sensitivity"] == pytest.approx(point["sensitivity"])
+    assert table["region=hand"]["specificity"] == pytest.approx(point["specificity"])
+    assert table["hardware=with"]["AUROC (95% CI)"].startswith("–")
+    assert table["hardware=with"]["specificity"] is None  # every test image with an implant is fractured
+    assert table["region=leg"]["AUROC (95% CI)"].startswith("0.875")
+
+
+def test_subgroup_rows_reproduce_metrics_json_at_the_preset_thresholds(metrics):
+    for split in ("val", "test"):
+        threshold = metrics["thresholds"]["balanced"]
+        for row in subgroup_rows(metrics, split, threshold):
+            report = metrics["splits"][split]["subgroups"][row["subgroup"]]
+            assert (row["images"], row["fractured"]) == (report["n"], report["n_positive"])
+            stored = report["operating_points"]["balanced"]
+            assert row["sensitivity"] == pytest.approx(stored["sensitivity"], nan_ok=True)
+            assert row["specificity"] == pytest.approx(stored["specificity"], nan_ok=True)
