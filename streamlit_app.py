@@ -10,9 +10,9 @@ import streamlit as st
 
 st.set_page_config(page_title="Bone Fracture Detection", page_icon="🦴", layout="wide")
 navigation = st.navigation([
-    st.Page("pages/classify.py", title="Classify", icon="🩻", default=True),
-    st.Page("pages/batch.py", title="Batch", icon="🗂️"),
-    st.Page("pages/performance.py", title="Model performance", icon="📈"),
-    st.Page("pages/about.py", title="About", icon="ℹ️"),
+    st.Page("pages/classify.py", title="Classify", icon=":material/radiology:", default=True),
+    st.Page("pages/batch.py", title="Batch", icon=":material/table_view:"),
+    st.Page("pages/performance.py", title="Model performance", icon=":material/monitoring:"),
+    st.Page("pages/about.py", title="About", icon=":material/info:"),
 ])
 navigation.run()
