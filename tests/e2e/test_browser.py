@@ -1,0 +1,119 @@
+"""One end-to-end run in a real browser: `streamlit run` on loopback, driven by headless Chromium.
+
+Uploads an X-ray through the file input, waits for the verdict and the heatmap, moves the
+threshold with the keyboard, checks the verdict and the test-split figures change, visits every
+page, and saves screenshots under tests/e2e/screenshots/ (git-ignored).
+"""
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.config import PROJECT_DIR
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = PROJECT_DIR / "tests" / "e2e" / "screenshots"
+PAGES = {"performance": "Model performance", "batch": "Batch", "about": "About this model"}
+
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(PROJECT_DIR / "streamlit_app.py"),
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
+        cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        os.killpg(process.pid, signal.SIGTERM)
+        pytest.fail("streamlit did not answer its health check within 60 s")
+    yield url
+    os.killpg(process.pid, signal.SIGTERM)  # stop the server by its PID (and its group)
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def xray(tmp_path_factory) -> Path:
+    shared = PROJECT_DIR.parent / "shared" / "datasets" / "fracatlas" / "images" / "fractured" / "IMG0000144.jpg"
+    target = tmp_path_factory.mktemp("upload") / "xray.jpg"
+    if shared.is_file():
+        shutil.copy(shared, target)
+    else:
+        pixels = np.random.default_rng(0).integers(0, 255, (454, 373), dtype=np.uint8)
+        Image.fromarray(pixels).save(target)
+    return target
+
+
+def _sidebar_costs(page) -> str:
+    return page.locator("[data-testid=stSidebar] [data-testid=stCaptionContainer]").last.inner_text()
+
+
+def test_upload_threshold_and_every_page(server, xray):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server, timeout=60_000)
+            page.wait_for_selector("input[type=file]", state="attached", timeout=120_000)
+            page.set_input_files("input[type=file]", str(xray))
+            verdict = page.locator("text=/Fracture suspected|No fracture detected/").first
+            verdict.wait_for(timeout=120_000)
+            page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 2",
+                                   timeout=60_000)
+            page.screenshot(path=str(SCREENSHOTS / "classify.png"), full_page=True)
+            first_verdict, first_costs = verdict.inner_text(), _sidebar_costs(page)
+
+            slider = page.locator("[data-testid=stSidebar] [data-testid=stSlider] input[type=range]")
+            slider.focus()
+            page.keyboard.press("End")  # threshold 1.0: nothing is called a fracture
+            page.locator("text=No fracture detected").first.wait_for(timeout=30_000)
+            page.wait_for_function(
+                "(before) => { const c = document.querySelectorAll('[data-testid=stSidebar] "
+                "[data-testid=stCaptionContainer]'); return c[c.length - 1].innerText !== before; }",
+                arg=first_costs, timeout=30_000)
+            assert _sidebar_costs(page) != first_costs
+            page.keyboard.press("Home")  # threshold 0.0: everything is
+            page.locator("text=Fracture suspected").first.wait_for(timeout=30_000)
+            assert "Fracture suspected" in page.locator("text=/Fracture suspected/").first.inner_text()
+            assert first_verdict  # the first answer came before any slider move
+            page.screenshot(path=str(SCREENSHOTS / "classify_threshold_0.png"), full_page=True)
+
+            for path, title in PAGES.items():
+                page.goto(f"{server}/{path}", timeout=60_000)
+                page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+                page.wait_for_timeout(1500)
+                assert page.locator("[data-testid=stException]").count() == 0
+                page.screenshot(path=str(SCREENSHOTS / f"{path}.png"), full_page=True)
+        finally:
+            browser.close()
