@@ -11,6 +11,7 @@ TensorFlow is imported only when a model is loaded or built, so reading and prep
 images stays light.
 """
 
+from core.cam_methods import METHODS as HEATMAP_METHODS, Explainer
 from core.explain import GradCam, heatmap_to_image, overlay_heatmap
 from core.imaging import SUPPORTED_FORMATS, ImageReadError, read_image
 from core.inference import Classification, FractureClassifier, decide
@@ -18,8 +19,10 @@ from core.preprocessing import PreprocessConfig, preprocess
 
 __all__ = [
     "Classification",
+    "Explainer",
     "FractureClassifier",
     "GradCam",
+    "HEATMAP_METHODS",
     "ImageReadError",
     "PreprocessConfig",
     "SUPPORTED_FORMATS",
