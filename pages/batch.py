@@ -5,7 +5,7 @@ import streamlit as st
 from core import ImageReadError, SUPPORTED_FORMATS, decide
 from core.explain import overlay_on_original
 from core.inference import VERDICT_TEXT, results_csv
-from pages.shared import analyse_upload, load_classifier, threshold_sidebar
+from pages.shared import analyse_upload, explain_upload, load_classifier, threshold_sidebar
 
 st.title("Batch")
 threshold = threshold_sidebar()
@@ -19,11 +19,11 @@ rows, readable = [], {}
 progress = st.progress(0.0, text="Classifying…")
 for index, upload in enumerate(uploads, start=1):
     try:
-        probability, image, heatmap = analyse_upload(upload.getvalue())
+        probability, image, _ = analyse_upload(upload.getvalue())
     except ImageReadError as error:
         rows.append({"file": upload.name, "P(fractured)": None, "verdict": f"unreadable: {error}"})
     else:
-        readable[upload.name] = (image, heatmap)
+        readable[upload.name] = (image, upload)
         rows.append({"file": upload.name, "P(fractured)": round(probability, 4),
                      "verdict": VERDICT_TEXT[decide(probability, threshold)]})
     progress.progress(index / len(uploads), text=f"Classified {index} of {len(uploads)}")
@@ -38,7 +38,8 @@ st.download_button("Download CSV", csv_text, "fracture_batch.csv", "text/csv")
 
 if readable:
     chosen = st.selectbox("Show the heatmap of", list(readable))
-    image, heatmap = readable[chosen]
+    image, upload = readable[chosen]
+    heatmap = explain_upload(upload.getvalue())
     left, right = st.columns(2)
     left.image(image, caption=chosen, clamp=True, width="stretch")
     right.image(overlay_on_original(image, heatmap, classifier.preprocess_config), caption="Grad-CAM for 'fractured'",

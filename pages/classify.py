@@ -8,19 +8,22 @@ import streamlit as st
 from core import ImageReadError, SUPPORTED_FORMATS, decide
 from core.explain import encode_png, overlay_on_original
 from core.inference import VERDICT_TEXT, verdict_report
-from pages.shared import analyse_upload, load_classifier, threshold_sidebar
+from core.cam_methods import METHODS, SLOW_METHODS
+from pages.shared import analyse_upload, explain_upload, load_classifier, threshold_sidebar
 
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
-METHOD = "gradcam"
 
 st.title("Bone fracture detection")
 st.caption("Research demo — not a medical device. Do not use for diagnosis.")
 threshold = threshold_sidebar()
 classifier = load_classifier()
 
-controls = st.columns(2)
-opacity = controls[0].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05)
-colormap = controls[1].selectbox("Colormap", COLORMAPS)
+controls = st.columns(3)
+method = controls[0].selectbox("Heatmap method", list(METHODS), format_func=METHODS.get,
+                               help="All explain the 'fractured' output. Score-CAM and SmoothGrad are "
+                                    "slower on CPU (about 0.2 s and 1 s per image).")
+opacity = controls[1].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05)
+colormap = controls[2].selectbox("Colormap", COLORMAPS)
 # No extension filter: DICOM often comes without one, and the reader decides by content.
 uploads = st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})",
                            accept_multiple_files=True)
@@ -28,7 +31,7 @@ uploads = st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMA
 for upload in uploads or []:
     st.divider()
     try:
-        probability, image, heatmap = analyse_upload(upload.getvalue())
+        probability, image, _ = analyse_upload(upload.getvalue())
     except ImageReadError as error:
         st.error(f"Could not read {upload.name}: {error}")
         continue
@@ -36,15 +39,18 @@ for upload in uploads or []:
     headline = f"**{VERDICT_TEXT[decision]}** — {upload.name}: P(fractured) = {probability:.3f} " \
                f"(threshold {threshold:.3f})"
     (st.error if decision == "fractured" else st.success)(headline)
+    slow = method in SLOW_METHODS
+    with st.spinner(f"Computing {METHODS[method]}{' (slow on CPU)' if slow else ''}…", show_time=slow):
+        heatmap = explain_upload(upload.getvalue(), method)
     overlay = overlay_on_original(image, heatmap, classifier.preprocess_config,
                                   opacity=opacity, colormap=colormap)
     left, right = st.columns(2)
     left.image(image, caption="X-ray", clamp=True, width="stretch")
-    right.image(overlay, caption="Grad-CAM for 'fractured'", width="stretch")
-    report = verdict_report(upload.name, probability, threshold, method=METHOD, model_version=classifier.version)
+    right.image(overlay, caption=f"{METHODS[method]} for 'fractured'", width="stretch")
+    report = verdict_report(upload.name, probability, threshold, method=method, model_version=classifier.version)
     stem = Path(upload.name).stem
     downloads = st.columns(2)
-    downloads[0].download_button("Overlay (PNG)", encode_png(overlay), f"{stem}_gradcam.png", "image/png",
+    downloads[0].download_button("Overlay (PNG)", encode_png(overlay), f"{stem}_{method}.png", "image/png",
                                  key=f"png-{upload.file_id}")
     downloads[1].download_button("Report (JSON)", json.dumps(report, indent=2), f"{stem}_report.json",
                                  "application/json", key=f"json-{upload.file_id}")

@@ -6,7 +6,7 @@ process and shared by every session and thread.
 
 import streamlit as st
 
-from core import FractureClassifier, GradCam
+from core import Explainer, FractureClassifier
 from core.figures import load_metadata
 from core.heldout import HeldOutPredictions, describe_costs
 
@@ -20,10 +20,10 @@ def load_classifier() -> FractureClassifier:
     return FractureClassifier.load()
 
 
-@st.cache_resource(show_spinner="Preparing Grad-CAM…")
-def load_gradcam() -> GradCam:
+@st.cache_resource(show_spinner="Preparing the heatmap methods…")
+def load_explainer() -> Explainer:
     classifier = load_classifier()
-    return GradCam(classifier.model, classifier.metadata["cam_layer"])
+    return Explainer(classifier.model, classifier.metadata["cam_layer"])
 
 
 @st.cache_resource
@@ -39,14 +39,21 @@ def load_shipped_metadata() -> dict:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def analyse_upload(data: bytes):
-    """``(probability, image, model-input heatmap)`` for one upload, cached by content so that
-    moving the slider or switching pages never re-runs the network.
+    """``(probability, image, model input)`` for one upload, cached by content so that moving
+    the slider or switching pages never re-runs the network.
 
     Raises:
         core.ImageReadError: if the bytes are not a readable image.
     """
     result = load_classifier().classify(data)
-    return result.probability_fractured, result.image, load_gradcam()(result.model_input[None])[0]
+    return result.probability_fractured, result.image, result.model_input
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def explain_upload(data: bytes, method: str = "gradcam"):
+    """The model-input heatmap (S, S) of one upload for one method, cached like the verdict."""
+    _, _, model_input = analyse_upload(data)
+    return load_explainer().explain(model_input[None], method)[0]
 
 
 def _set_threshold(value: float) -> None:

@@ -86,3 +86,14 @@ def test_several_uploads_each_get_a_verdict_and_a_bad_one_a_clear_message(app):
     messages = [element.value for element in app.error]
     assert any("Could not read notes.png" in text and "expected an image file" in text for text in messages)
     assert len(app.image) == 4
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "layercam", "scorecam", "smoothgrad"])
+def test_switching_the_heatmap_method_changes_the_overlay(app, method):
+    from core.cam_methods import METHODS
+
+    app.file_uploader[0].upload("xray.png", _png_bytes(), "image/png").run()
+    assert app.image[1].proto.imgs[0].caption == "Grad-CAM for 'fractured'"
+    app.selectbox[0].set_value(method).run()
+    assert not app.exception
+    assert app.image[1].proto.imgs[0].caption == f"{METHODS[method]} for 'fractured'"
