@@ -117,6 +117,11 @@ class FractureClassifier:
         model = keras.saving.load_model(model_path, compile=False)
         return cls(model, metadata)
 
+    def warm_up(self) -> None:
+        """Traces the compiled forward pass now, so the first user does not wait for it."""
+        size = self.preprocess_config.image_size
+        self.predict_batch(np.zeros((1, size, size, 1), np.uint8))
+
     @property
     def version(self) -> str:
         return self.metadata.get("model_version", "unknown")

@@ -3,13 +3,11 @@
 import streamlit as st
 
 from core import ImageReadError, SUPPORTED_FORMATS, decide
-from core.explain import overlay_on_original
 from core.inference import VERDICT_TEXT, results_csv
-from pages.shared import analyse_upload, explain_upload, load_classifier, threshold_sidebar
+from pages.shared import analyse_upload, overlay_png, threshold_sidebar, xray_png
 
 st.title("Batch")
 threshold = threshold_sidebar()
-classifier = load_classifier()
 uploads = st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True)
 if not uploads:
     st.info("Results appear here as a table: file, P(fractured) and the verdict at the current threshold.")
@@ -19,11 +17,11 @@ rows, readable = [], {}
 progress = st.progress(0.0, text="Classifying…")
 for index, upload in enumerate(uploads, start=1):
     try:
-        probability, image, _ = analyse_upload(upload.getvalue())
+        probability, _, _ = analyse_upload(upload.getvalue())
     except ImageReadError as error:
         rows.append({"file": upload.name, "P(fractured)": None, "verdict": f"unreadable: {error}"})
     else:
-        readable[upload.name] = (image, upload)
+        readable[upload.name] = upload.getvalue()
         rows.append({"file": upload.name, "P(fractured)": round(probability, 4),
                      "verdict": VERDICT_TEXT[decide(probability, threshold)]})
     progress.progress(index / len(uploads), text=f"Classified {index} of {len(uploads)}")
@@ -38,9 +36,6 @@ st.download_button("Download CSV", csv_text, "fracture_batch.csv", "text/csv")
 
 if readable:
     chosen = st.selectbox("Show the heatmap of", list(readable))
-    image, upload = readable[chosen]
-    heatmap = explain_upload(upload.getvalue())
     left, right = st.columns(2)
-    left.image(image, caption=chosen, clamp=True, width="stretch")
-    right.image(overlay_on_original(image, heatmap, classifier.preprocess_config), caption="Grad-CAM for 'fractured'",
-                width="stretch")
+    left.image(xray_png(readable[chosen]), caption=chosen, width="stretch")
+    right.image(overlay_png(readable[chosen]), caption="Grad-CAM for 'fractured'", width="stretch")

@@ -6,10 +6,9 @@ from pathlib import Path
 import streamlit as st
 
 from core import ImageReadError, SUPPORTED_FORMATS, decide
-from core.explain import encode_png, overlay_on_original
 from core.inference import VERDICT_TEXT, verdict_report
 from core.cam_methods import METHODS, SLOW_METHODS
-from pages.shared import analyse_upload, explain_upload, load_classifier, threshold_sidebar
+from pages.shared import analyse_upload, load_classifier, overlay_png, threshold_sidebar, xray_png
 
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 
@@ -31,7 +30,7 @@ uploads = st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMA
 for upload in uploads or []:
     st.divider()
     try:
-        probability, image, _ = analyse_upload(upload.getvalue())
+        probability, _, _ = analyse_upload(upload.getvalue())
     except ImageReadError as error:
         st.error(f"Could not read {upload.name}: {error}")
         continue
@@ -41,16 +40,14 @@ for upload in uploads or []:
     (st.error if decision == "fractured" else st.success)(headline)
     slow = method in SLOW_METHODS
     with st.spinner(f"Computing {METHODS[method]}{' (slow on CPU)' if slow else ''}…", show_time=slow):
-        heatmap = explain_upload(upload.getvalue(), method)
-    overlay = overlay_on_original(image, heatmap, classifier.preprocess_config,
-                                  opacity=opacity, colormap=colormap)
+        overlay = overlay_png(upload.getvalue(), method, opacity, colormap)
     left, right = st.columns(2)
-    left.image(image, caption="X-ray", clamp=True, width="stretch")
+    left.image(xray_png(upload.getvalue()), caption="X-ray", width="stretch")
     right.image(overlay, caption=f"{METHODS[method]} for 'fractured'", width="stretch")
     report = verdict_report(upload.name, probability, threshold, method=method, model_version=classifier.version)
     stem = Path(upload.name).stem
     downloads = st.columns(2)
-    downloads[0].download_button("Overlay (PNG)", encode_png(overlay), f"{stem}_{method}.png", "image/png",
+    downloads[0].download_button("Overlay (PNG)", overlay, f"{stem}_{method}.png", "image/png",
                                  key=f"png-{upload.file_id}")
     downloads[1].download_button("Report (JSON)", json.dumps(report, indent=2), f"{stem}_report.json",
                                  "application/json", key=f"json-{upload.file_id}")

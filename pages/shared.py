@@ -4,9 +4,11 @@ Loaders wrap plain ``core`` functions in Streamlit caches, so the model is built
 process and shared by every session and thread.
 """
 
+import numpy as np
 import streamlit as st
 
 from core import Explainer, FractureClassifier
+from core.explain import encode_png, fit_for_display, overlay_on_original
 from core.figures import load_metadata
 from core.heldout import HeldOutPredictions, describe_costs
 
@@ -17,13 +19,18 @@ PRESET_HELP = {"screening": "Chosen on val: sensitivity ≥ 0.90", "balanced": "
 
 @st.cache_resource(show_spinner="Loading the model…")
 def load_classifier() -> FractureClassifier:
-    return FractureClassifier.load()
+    classifier = FractureClassifier.load()
+    classifier.warm_up()
+    return classifier
 
 
 @st.cache_resource(show_spinner="Preparing the heatmap methods…")
 def load_explainer() -> Explainer:
     classifier = load_classifier()
-    return Explainer(classifier.model, classifier.metadata["cam_layer"])
+    explainer = Explainer(classifier.model, classifier.metadata["cam_layer"])
+    size = classifier.preprocess_config.image_size
+    explainer.explain(np.zeros((1, size, size, 1), np.uint8))  # trace the default method now
+    return explainer
 
 
 @st.cache_resource
@@ -39,14 +46,14 @@ def load_shipped_metadata() -> dict:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def analyse_upload(data: bytes):
-    """``(probability, image, model input)`` for one upload, cached by content so that moving
+    """``(probability, image sized for display, model input)`` for one upload, cached by content so that moving
     the slider or switching pages never re-runs the network.
 
     Raises:
         core.ImageReadError: if the bytes are not a readable image.
     """
     result = load_classifier().classify(data)
-    return result.probability_fractured, result.image, result.model_input
+    return result.probability_fractured, fit_for_display(result.image), result.model_input
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -54,6 +61,22 @@ def explain_upload(data: bytes, method: str = "gradcam"):
     """The model-input heatmap (S, S) of one upload for one method, cached like the verdict."""
     _, _, model_input = analyse_upload(data)
     return load_explainer().explain(model_input[None], method)[0]
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def xray_png(data: bytes) -> bytes:
+    """The upload as read, sized for display, as PNG bytes (encoded once, not on every rerun)."""
+    _, image, _ = analyse_upload(data)
+    return encode_png(np.round(image * 255).astype(np.uint8))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def overlay_png(data: bytes, method: str = "gradcam", opacity: float = 0.4, colormap: str = "jet") -> bytes:
+    """The heatmap overlay of one upload as PNG bytes, for display and download alike."""
+    _, image, _ = analyse_upload(data)
+    heatmap = explain_upload(data, method)
+    return encode_png(overlay_on_original(image, heatmap, load_classifier().preprocess_config,
+                                          opacity=opacity, colormap=colormap))
 
 
 def _set_threshold(value: float) -> None:

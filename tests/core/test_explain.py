@@ -165,3 +165,15 @@ def test_overlay_on_original_and_png_round_trip():
     np.testing.assert_array_equal(overlay[..., 0], np.round(image * 255).astype(np.uint8))
     decoded = np.asarray(Image.open(io.BytesIO(encode_png(overlay))))
     np.testing.assert_array_equal(decoded, overlay)
+
+
+def test_fit_for_display_shrinks_only_large_images():
+    from core.explain import fit_for_display
+
+    small = np.full((300, 200), 0.5, np.float32)
+    assert fit_for_display(small) is small
+    large = np.random.default_rng(0).random((3000, 1500)).astype(np.float32)
+    shown = fit_for_display(large, max_side=800)
+    assert shown.shape == (800, 400)
+    assert 0.0 <= shown.min() and shown.max() <= 1.0
+    assert shown.mean() == pytest.approx(large.mean(), abs=0.01)

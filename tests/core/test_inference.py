@@ -114,3 +114,10 @@ def test_results_csv_quotes_names_and_leaves_unreadable_blank():
     assert rows == [["file", "probability_fractured", "verdict", "threshold"],
                     ["a, b.png", "0.250000", "Fracture suspected", "0.200000"],
                     ["x.png", "", "unreadable: bad", "0.200000"]]
+
+
+def test_warm_up_leaves_predictions_unchanged(classifier, synth):
+    batch = np.stack([synth.xray(True, 7)[:32, :32, None], synth.xray(False, 8)[:32, :32, None]])
+    before = classifier.predict_batch(batch)
+    classifier.warm_up()
+    np.testing.assert_array_equal(classifier.predict_batch(batch), before)
