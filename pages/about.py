@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.config import PROJECT_DIR
+from pages.shared import use_app_navigation
 
 MODEL_CARD = PROJECT_DIR / "docs" / "model-card.md"
 CITATION = ("Abedeen I, Rahman MA, Prottyasha FZ, Ahmed T, Chowdhury TM, Shatabda S. *FracAtlas: A Dataset "
@@ -25,6 +26,7 @@ def model_card() -> str:
     return MODEL_CARD.read_text(encoding="utf-8")
 
 
+use_app_navigation()
 st.title("About this model")
 st.warning("**Not a medical device.** Research and teaching software only. It has not been cleared or "
            "approved by any regulator and must not be used to diagnose, treat or triage anyone. "

@@ -4,8 +4,9 @@ import streamlit as st
 
 from core import ImageReadError, SUPPORTED_FORMATS, decide
 from core.inference import VERDICT_TEXT, results_csv
-from pages.shared import analyse_upload, overlay_png, threshold_sidebar, xray_png
+from pages.shared import analyse_upload, overlay_png, threshold_sidebar, use_app_navigation, xray_png
 
+use_app_navigation()
 st.title("Batch")
 threshold = threshold_sidebar()
 uploads = st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True)

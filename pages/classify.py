@@ -8,10 +8,12 @@ import streamlit as st
 from core import ImageReadError, SUPPORTED_FORMATS, decide
 from core.inference import VERDICT_TEXT, verdict_report
 from core.cam_methods import METHODS, SLOW_METHODS
-from pages.shared import analyse_upload, load_classifier, overlay_png, threshold_sidebar, xray_png
+from pages.shared import (analyse_upload, load_classifier, overlay_png, threshold_sidebar, use_app_navigation,
+                          xray_png)
 
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 
+use_app_navigation()
 st.title("Bone fracture detection")
 st.caption("Research demo — not a medical device. Do not use for diagnosis.")
 threshold = threshold_sidebar()

@@ -10,7 +10,7 @@ import streamlit as st
 from core.figures import (calibration_figure, confusion_figure, load_history,
                           load_metrics, load_probability_rows, roc_figure, subgroup_rows, training_figure)
 from core.heldout import describe_costs
-from pages.shared import load_held_out, load_shipped_metadata, percent, threshold_sidebar
+from pages.shared import load_held_out, load_shipped_metadata, percent, threshold_sidebar, use_app_navigation
 
 SPLITS = {"test": "test (held out, reported)", "val": "val (chose epoch, thresholds, calibration)"}
 
@@ -30,6 +30,7 @@ def cached_probability_rows() -> list[dict]:
     return load_probability_rows()
 
 
+use_app_navigation()
 st.title("Model performance")
 st.caption("Research demo — not a medical device. Figures from the held-out splits of FracAtlas.")
 metrics, metadata = cached_metrics(), load_shipped_metadata()

@@ -12,6 +12,21 @@ from core.explain import encode_png, fit_for_display, overlay_on_original
 from core.figures import load_metadata
 from core.heldout import HeldOutPredictions, describe_costs
 
+def use_app_navigation() -> None:
+    """Makes a deep link on a fresh server open inside the app's own navigation.
+
+    Streamlit treats a ``pages/`` folder as legacy auto-discovered pages until the first run
+    of ``st.navigation``; a first visitor to ``/batch`` would get this page alone, with every
+    file in ``pages/`` listed as a page. Every page calls this first: it switches the legacy
+    mode off and reruns through ``streamlit_app.py``.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 PRESETS = ("screening", "balanced", "specific")
 PRESET_HELP = {"screening": "Chosen on val: sensitivity ≥ 0.90", "balanced": "Chosen on val: maximum Youden J",
                "specific": "Chosen on val: specificity ≥ 0.95"}

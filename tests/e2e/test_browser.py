@@ -78,6 +78,21 @@ def _sidebar_costs(page) -> str:
     return page.locator("[data-testid=stSidebar] [data-testid=stCaptionContainer]").last.inner_text()
 
 
+def test_a_deep_link_on_a_fresh_server_opens_inside_the_app(server):
+    # Runs first, on the fresh server: Streamlit's legacy pages/ mode is still on then.
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{server}/batch", timeout=60_000)
+            page.get_by_role("heading", name="Batch").first.wait_for(timeout=120_000)
+            page.locator("[data-testid=stSidebar] >> text=Decision threshold").wait_for(timeout=60_000)
+            navigation = page.locator("[data-testid=stSidebarNav]").inner_text()
+            assert "Model performance" in navigation and "shared" not in navigation
+        finally:
+            browser.close()
+
+
 def test_upload_threshold_and_every_page(server, xray):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as driver:
