@@ -115,6 +115,15 @@ def _index_from_folders(data_dir: Path) -> list[Sample]:
     return samples
 
 
+def region_group(region: str) -> str:
+    """The body-region subgroup reported for an image.
+
+    Multi-region images ("hand+hip+mixed") come in a dozen rare combinations; one "mixed" group
+    keeps each reported row large enough to mean something.
+    """
+    return "mixed" if "+" in region else region
+
+
 def split_hash(samples: list[Sample]) -> str:
     """SHA-256 over (image id, label, split): changes whenever the split or a label changes."""
     lines = sorted(f"{sample.image_id},{sample.label},{sample.split}" for sample in samples)

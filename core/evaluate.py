@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config import DEFAULT_DATA_DIR, METRICS_FILENAME, MODELS_DIR, PROBABILITIES_FILENAME
-from core.data import load_arrays, load_index, split_hash
+from core.data import load_arrays, load_index, region_group, split_hash
 from core.inference import FractureClassifier
 from core.metrics import summarise
 
@@ -61,9 +61,7 @@ def evaluate(classifier: FractureClassifier, samples, *, n_bootstrap: int = 2000
 def _split_report(members, labels, probabilities, thresholds, n_bootstrap) -> dict:
     report = summarise(labels, probabilities, thresholds, n_bootstrap=n_bootstrap)
     subgroups = {}
-    # Multi-region images ("hand+hip+mixed") come in a dozen rare combinations; one "mixed"
-    # group keeps each row large enough to mean something.
-    regions = np.array(["mixed" if "+" in sample.region else sample.region for sample in members])
+    regions = np.array([region_group(sample.region) for sample in members])
     for region in sorted(set(regions)):
         mask = regions == region
         subgroups[f"region={region}"] = summarise(labels[mask], probabilities[mask], thresholds,

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from core.config import (HISTORY_FILENAME, METADATA_FILENAME, METRICS_FILENAME, MODELS_DIR,
                          PROBABILITIES_FILENAME)
+from core.data import region_group
 from core.metrics import operating_point
 
 CLASS_LABELS = ("not fractured", "fractured")
@@ -135,8 +136,8 @@ def training_figure(history_rows: list[dict]) -> Figure:
 def _subgroup_mask(name: str, rows: list[dict]) -> np.ndarray:
     """Rows of subgroup ``name`` ("region=hand", "hardware=with"), grouped as ``core.evaluate`` does."""
     key, value = name.split("=", 1)
-    if key == "region":  # multi-region images ("hand+hip+mixed") form one "mixed" group
-        return np.array([("mixed" if "+" in row["region"] else row["region"]) == value for row in rows])
+    if key == "region":
+        return np.array([region_group(row["region"]) == value for row in rows])
     if key == "hardware":
         wanted = {"with": "1", "without": "0"}[value]
         return np.array([str(row["hardware"]).strip() == wanted for row in rows])
