@@ -13,6 +13,12 @@ from keras import layers
 CAM_LAYER = "cam_features"
 
 
+def _grey_input(image_size: int):
+    """The shared input: a (size, size, 1) image in 0..255, rescaled to [0, 1] inside the graph."""
+    inputs = keras.Input((image_size, image_size, 1), name="xray")
+    return inputs, layers.Rescaling(1.0 / 255.0)(inputs)
+
+
 def build_baseline_cnn(image_size: int = 64, *, l2: float = 1e-4, dropout: float = 0.5) -> keras.Model:
     """The original design: four conv blocks 32→64→128→256, each with batch norm and max pooling,
     global average pooling, dense 256 + batch norm + dropout, softmax.
@@ -26,8 +32,7 @@ def build_baseline_cnn(image_size: int = 64, *, l2: float = 1e-4, dropout: float
         An uncompiled ``keras.Model``.
     """
     regulariser = keras.regularizers.L2(l2)
-    inputs = keras.Input((image_size, image_size, 1), name="xray")
-    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    inputs, x = _grey_input(image_size)
     for index, filters in enumerate((32, 64, 128, 256)):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regulariser)(x)
         x = layers.BatchNormalization()(x)
@@ -62,8 +67,7 @@ def build_residual_cnn(
         An uncompiled ``keras.Model``.
     """
     regulariser = keras.regularizers.L2(l2)
-    inputs = keras.Input((image_size, image_size, 1), name="xray")
-    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    inputs, x = _grey_input(image_size)
     x = layers.Conv2D(width, 5, strides=2, padding="same", use_bias=False, kernel_regularizer=regulariser)(x)
     x = layers.BatchNormalization()(x)
     x = layers.Activation("relu")(x)

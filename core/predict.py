@@ -92,14 +92,11 @@ def _unique_name(path: str, taken: set[str]) -> str:
 
 
 def _write_heatmap(folder: Path, name: str, result, explainer, classifier) -> None:
-    from PIL import Image
+    from core.explain import encode_png, overlay_on_original
 
-    from core.explain import heatmap_to_image, overlay_heatmap
-
-    heatmap = explainer(result.model_input[None])[0]
-    on_image = heatmap_to_image(heatmap, result.image.shape, classifier.preprocess_config)
-    overlay = overlay_heatmap(result.image, on_image)
-    Image.fromarray(overlay).save(folder / name)
+    overlay = overlay_on_original(result.image, explainer(result.model_input[None])[0],
+                                  classifier.preprocess_config)
+    (folder / name).write_bytes(encode_png(overlay))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from core.explain import encode_png, fit_for_display, overlay_on_original
 from core.figures import load_metadata
 from core.heldout import HeldOutPredictions, describe_costs
 
+
 def use_app_navigation() -> None:
     """Makes a deep link on a fresh server open inside the app's own navigation.
 
