@@ -16,6 +16,7 @@ import numpy as np
 from core.config import FRACTURED, METADATA_FILENAME, MODELS_DIR, THRESHOLD_NAMES
 from core.imaging import read_image
 from core.metrics import apply_temperature
+from core.ood import REFERENCE_FILENAME, RadiographCheck, RadiographReference, activation_summary_outputs, colourfulness
 from core.preprocessing import PreprocessConfig, preprocess
 
 BATCH_SIZE = 128
@@ -43,6 +44,19 @@ def predict_fracture_probabilities(forward, images: np.ndarray) -> np.ndarray:
     return np.concatenate(outputs).astype(np.float64) if outputs else np.zeros(0)
 
 
+def compile_forward_with_summary(model):
+    """Like :func:`compile_forward`, but also returns each image's activation summary (see
+    :mod:`core.ood`) from the same pass: ``images -> (probabilities (N, 2), summaries (N, D))``."""
+    import keras
+    import tensorflow as tf
+
+    summary = keras.ops.concatenate(activation_summary_outputs(model), axis=-1)
+    both = keras.Model(model.inputs, [model.output, summary])
+    size = model.input_shape[1]
+    signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
+    return tf.function(lambda images: both(images, training=False), input_signature=signature)
+
+
 def decide(probability_fractured: float, threshold: float) -> str:
     """The verdict under the project's rule: ``"fractured"`` iff probability >= threshold."""
     return "fractured" if probability_fractured >= threshold else "not_fractured"
@@ -52,12 +66,16 @@ VERDICT_TEXT = {"fractured": "Fracture suspected", "not_fractured": "No fracture
 
 
 def verdict_report(file_name: str, probability_fractured: float, threshold: float, *,
-                   method: str, model_version: str) -> dict:
+                   method: str, model_version: str, radiograph_check: RadiographCheck | None = None) -> dict:
     """The JSON report the app offers per image (no pixel data, no patient data)."""
     decision = decide(probability_fractured, threshold)
-    return {"file_name": file_name, "probability_fractured": round(float(probability_fractured), 6),
-            "threshold": round(float(threshold), 6), "decision": decision,
-            "verdict": VERDICT_TEXT[decision], "method": method, "model_version": model_version}
+    report = {"file_name": file_name, "probability_fractured": round(float(probability_fractured), 6),
+              "threshold": round(float(threshold), 6), "decision": decision,
+              "verdict": VERDICT_TEXT[decision], "method": method, "model_version": model_version}
+    if radiograph_check is not None:
+        report["looks_like_radiograph"] = radiograph_check.looks_like_radiograph
+        report["unreliable_because"] = list(radiograph_check.reasons)
+    return report
 
 
 def results_csv(results: list[tuple[str, float | None, str]], threshold: float) -> str:
@@ -80,21 +98,24 @@ class Classification:
     probability_fractured: float
     model_input: np.ndarray  # uint8 (S, S, 1), what the network saw
     image: np.ndarray  # float32 (H, W) in [0, 1], the image as read
+    radiograph_check: RadiographCheck  # does it look like a radiograph at all?
 
 
 class FractureClassifier:
     """The trained CNN with its preprocessing, calibration and thresholds.
 
-    Use :meth:`load`; the constructor takes an already-built model and its metadata.
+    Use :meth:`load`; the constructor takes an already-built model, its metadata and, optionally,
+    the train-split reference of :mod:`core.ood` (without it only the colour check runs).
     """
 
-    def __init__(self, model, metadata: dict):
+    def __init__(self, model, metadata: dict, reference: RadiographReference | None = None):
         self.model = model
         self.metadata = metadata
         self.preprocess_config = PreprocessConfig.from_dict(metadata["preprocessing"])
         self.temperature = float(metadata.get("temperature", 1.0))
         self.thresholds = {name: float(value) for name, value in metadata["thresholds"].items()}
-        self._forward = compile_forward(model)
+        self.reference = reference
+        self._forward = compile_forward_with_summary(model)
 
     @classmethod
     def load(cls, model_dir: str | Path = MODELS_DIR) -> "FractureClassifier":
@@ -115,7 +136,12 @@ class FractureClassifier:
         if not model_path.is_file():
             raise FileNotFoundError(f"model file {model_path} named in {metadata_path} is missing")
         model = keras.saving.load_model(model_path, compile=False)
-        return cls(model, metadata)
+        reference_path = model_dir / REFERENCE_FILENAME
+        reference = RadiographReference.load(reference_path) if reference_path.is_file() else None
+        if reference is not None and reference.model_version != metadata.get("model_version"):
+            # Features of another model mean nothing here; the colour check still runs.
+            reference = None
+        return cls(model, metadata, reference)
 
     def warm_up(self) -> None:
         """Traces the compiled forward pass now, so the first user does not wait for it."""
@@ -128,8 +154,28 @@ class FractureClassifier:
 
     def predict_batch(self, model_inputs: np.ndarray) -> np.ndarray:
         """Calibrated P(fractured) for preprocessed uint8 images (N, S, S, 1)."""
-        raw = predict_fracture_probabilities(self._forward, model_inputs)
-        return apply_temperature(raw, self.temperature) if len(raw) else raw
+        return self._predict_and_summarise(model_inputs)[0]
+
+    def summarise_batch(self, model_inputs: np.ndarray) -> np.ndarray:
+        """Activation summaries (N, D) of preprocessed images, the features :mod:`core.ood` uses."""
+        return self._predict_and_summarise(model_inputs)[1]
+
+    def _predict_and_summarise(self, model_inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probabilities, summaries = [], []
+        for start in range(0, len(model_inputs), BATCH_SIZE):
+            batch_probabilities, batch_summaries = self._forward(model_inputs[start : start + BATCH_SIZE].astype(np.float32))
+            probabilities.append(batch_probabilities.numpy()[:, FRACTURED])
+            summaries.append(batch_summaries.numpy())
+        if not probabilities:
+            return np.zeros(0), np.zeros((0, 0))
+        raw = np.concatenate(probabilities).astype(np.float64)
+        return apply_temperature(raw, self.temperature), np.concatenate(summaries)
+
+    def check_radiograph(self, source, summary: np.ndarray) -> RadiographCheck:
+        """Colour and feature-space checks of one image (see :mod:`core.ood`)."""
+        distance = None if self.reference is None else float(self.reference.distances(summary[np.newaxis])[0])
+        threshold = None if self.reference is None else self.reference.threshold
+        return RadiographCheck(colourfulness(source), distance, threshold)
 
     def prepare(self, source) -> tuple[np.ndarray, np.ndarray]:
         """Reads ``source`` (bytes or path) and returns ``(image, model_input)``.
@@ -147,8 +193,9 @@ class FractureClassifier:
             core.imaging.ImageReadError: if the source is not a readable image.
         """
         image, model_input = self.prepare(source)
-        probability = float(self.predict_batch(model_input[np.newaxis])[0])
-        return Classification(probability, model_input, image)
+        probabilities, summaries = self._predict_and_summarise(model_input[np.newaxis])
+        return Classification(float(probabilities[0]), model_input, image,
+                              self.check_radiograph(source, summaries[0]))
 
     def resolve_threshold(self, threshold: str | float) -> float:
         """Turns a preset name or a number into a threshold in [0, 1].

@@ -18,19 +18,25 @@ rows, readable = [], {}
 progress = st.progress(0.0, text="Classifying…")
 for index, upload in enumerate(uploads, start=1):
     try:
-        probability, _, _ = analyse_upload(upload.getvalue())
+        probability, _, _, check = analyse_upload(upload.getvalue())
     except ImageReadError as error:
-        rows.append({"file": upload.name, "P(fractured)": None, "verdict": f"unreadable: {error}"})
+        rows.append({"file": upload.name, "P(fractured)": None, "verdict": f"unreadable: {error}",
+                     "looks like an X-ray": None})
     else:
         readable[upload.name] = upload.getvalue()
         rows.append({"file": upload.name, "P(fractured)": round(probability, 4),
-                     "verdict": VERDICT_TEXT[decide(probability, threshold)]})
+                     "verdict": VERDICT_TEXT[decide(probability, threshold)],
+                     "looks like an X-ray": "yes" if check.looks_like_radiograph else "no: " + "; ".join(check.reasons)})
     progress.progress(index / len(uploads), text=f"Classified {index} of {len(uploads)}")
 progress.empty()
 
 suspected = sum(row["verdict"] == VERDICT_TEXT["fractured"] for row in rows)
+unlike = sum(str(row["looks like an X-ray"]).startswith("no") for row in rows)
 st.markdown(f"**{suspected} of {len(rows)}** flagged at threshold {threshold:.3f}; "
             f"{len(rows) - len(readable)} unreadable.")
+if unlike:
+    st.warning(f"{unlike} of {len(rows)} do not look like radiographs (see the last column); "
+               "their verdicts are unreliable.")
 st.dataframe(rows, width="stretch", hide_index=True)
 csv_text = results_csv([(row["file"], row["P(fractured)"], row["verdict"]) for row in rows], threshold)
 st.download_button("Download CSV", csv_text, "fracture_batch.csv", "text/csv")

@@ -32,7 +32,7 @@ uploads = st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMA
 for upload in uploads or []:
     st.divider()
     try:
-        probability, _, _ = analyse_upload(upload.getvalue())
+        probability, _, _, check = analyse_upload(upload.getvalue())
     except ImageReadError as error:
         st.error(f"Could not read {upload.name}: {error}")
         continue
@@ -40,13 +40,16 @@ for upload in uploads or []:
     headline = f"**{VERDICT_TEXT[decision]}** — {upload.name}: P(fractured) = {probability:.3f} " \
                f"(threshold {threshold:.3f})"
     (st.error if decision == "fractured" else st.success)(headline)
+    if not check.looks_like_radiograph:
+        st.warning(check.warning(), icon=":material/warning:")
     slow = method in SLOW_METHODS
     with st.spinner(f"Computing {METHODS[method]}{' (slow on CPU)' if slow else ''}…", show_time=slow):
         overlay = overlay_png(upload.getvalue(), method, opacity, colormap)
     left, right = st.columns(2)
     left.image(xray_png(upload.getvalue()), caption="X-ray", width="stretch")
     right.image(overlay, caption=f"{METHODS[method]} for 'fractured'", width="stretch")
-    report = verdict_report(upload.name, probability, threshold, method=method, model_version=classifier.version)
+    report = verdict_report(upload.name, probability, threshold, method=method, model_version=classifier.version,
+                            radiograph_check=check)
     stem = Path(upload.name).stem
     downloads = st.columns(2)
     downloads[0].download_button("Overlay (PNG)", overlay, f"{stem}_{method}.png", "image/png",

@@ -62,34 +62,34 @@ def load_shipped_metadata() -> dict:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def analyse_upload(data: bytes):
-    """``(probability, image sized for display, model input)`` for one upload, cached by content so that moving
-    the slider or switching pages never re-runs the network.
+    """``(probability, image sized for display, model input, radiograph check)`` for one upload, cached by
+    content so that moving the slider or switching pages never re-runs the network.
 
     Raises:
         core.ImageReadError: if the bytes are not a readable image.
     """
     result = load_classifier().classify(data)
-    return result.probability_fractured, fit_for_display(result.image), result.model_input
+    return result.probability_fractured, fit_for_display(result.image), result.model_input, result.radiograph_check
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def explain_upload(data: bytes, method: str = "gradcam"):
     """The model-input heatmap (S, S) of one upload for one method, cached like the verdict."""
-    _, _, model_input = analyse_upload(data)
+    model_input = analyse_upload(data)[2]
     return load_explainer().explain(model_input[None], method)[0]
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def xray_png(data: bytes) -> bytes:
     """The upload as read, sized for display, as PNG bytes (encoded once, not on every rerun)."""
-    _, image, _ = analyse_upload(data)
+    image = analyse_upload(data)[1]
     return encode_png(np.round(image * 255).astype(np.uint8))
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def overlay_png(data: bytes, method: str = "gradcam", opacity: float = 0.4, colormap: str = "jet") -> bytes:
     """The heatmap overlay of one upload as PNG bytes, for display and download alike."""
-    _, image, _ = analyse_upload(data)
+    image = analyse_upload(data)[1]
     heatmap = explain_upload(data, method)
     return encode_png(overlay_on_original(image, heatmap, load_classifier().preprocess_config,
                                           opacity=opacity, colormap=colormap))

@@ -97,3 +97,26 @@ def test_switching_the_heatmap_method_changes_the_overlay(app, method):
     app.selectbox[0].set_value(method).run()
     assert not app.exception
     assert app.image[1].proto.imgs[0].caption == f"{METHODS[method]} for 'fractured'"
+
+
+def test_a_colour_photograph_gets_its_verdict_marked_unreliable(app):
+    from sklearn.datasets import load_sample_image
+
+    buffer = io.BytesIO()
+    Image.fromarray(load_sample_image("flower.jpg")).save(buffer, format="JPEG")
+    app.file_uploader[0].upload("holiday.jpg", buffer.getvalue(), "image/jpeg").run()
+    assert not app.exception
+    assert len(_verdicts(app)) == 1 and "holiday.jpg" in _verdicts(app)[0]
+    warnings = [element.value for element in app.warning]
+    assert any("does not look like a radiograph" in text and "colour image" in text for text in warnings)
+
+
+def test_a_real_radiograph_gets_no_warning(app):
+    from core.config import DEFAULT_DATA_DIR
+
+    image = DEFAULT_DATA_DIR / "images" / "fractured" / "IMG0000019.jpg"
+    if not image.is_file():
+        pytest.skip(f"FracAtlas not found at {DEFAULT_DATA_DIR}")
+    app.file_uploader[0].upload("xray.jpg", image.read_bytes(), "image/jpeg").run()
+    assert not app.exception
+    assert len(_verdicts(app)) == 1 and not app.warning

@@ -1,0 +1,175 @@
+"""Does an upload look like a radiograph? A warning for photographs, documents, noise and the like.
+
+The network answers for any picture; a verdict on a holiday photo is meaningless. Two checks,
+neither of which ever hides the verdict:
+
+* **Colour.** Radiographs are grey. Colourfulness is Hasler & Süsstrunk's metric ("Measuring
+  colourfulness in natural images", Proc. SPIE 5007, 2003); above 15 ("slightly colourful" on
+  their scale) the upload is called a colour image.
+* **Distance to the training radiographs in the network's own feature space.** Each image is
+  summarised by the channel means of every activation layer (early layers see texture, late ones
+  anatomy), L2-normalised and projected on 64 principal components fitted on the train split. Its
+  distance to the nearest train image is compared with a threshold set on the val split so that
+  1 % of val radiographs are flagged (deep nearest-neighbour OOD detection: Sun et al., "Out-of-
+  distribution detection with deep nearest neighbors", ICML 2022). The test split is never used.
+
+``python -m core.ood`` fits the reference on FracAtlas train/val and writes it next to the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+COLOURFUL = 15.0
+VAL_QUANTILE = 0.985
+COMPONENTS = 64
+REFERENCE_FILENAME = "ood_reference.npz"
+_COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "CMYK", "P", "YCbCr", "LAB", "HSV", "PA"})
+_THUMBNAIL = (256, 256)
+
+
+def colourfulness(source) -> float:
+    """Hasler–Süsstrunk colourfulness (0 for grey) of an image file, from a small decode.
+
+    Args:
+        source: file bytes or a path. Anything Pillow cannot open (DICOM, junk) counts as grey:
+            the reader, not this check, decides whether it is an image.
+    """
+    try:
+        handle = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else open(os.fspath(source), "rb")
+        with handle, Image.open(handle) as image:
+            if image.mode not in _COLOUR_MODES:
+                return 0.0  # grey modes hold no colour; decoding them again would only cost time
+            image.draft("RGB", _THUMBNAIL)  # JPEG decodes at reduced scale; other formats ignore it
+            image.thumbnail(_THUMBNAIL)
+            rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
+    except Exception:  # a file the reader rejects is reported by the reader
+        return 0.0
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    red_green, yellow_blue = red - green, 0.5 * (red + green) - blue
+    spread = np.hypot(red_green.std(), yellow_blue.std())
+    centre = np.hypot(red_green.mean(), yellow_blue.mean())
+    return float(spread + 0.3 * centre)
+
+
+def activation_summary_outputs(model) -> list:
+    """Keras tensors: the channel means of every 4-D activation layer of ``model``, in order."""
+    import keras
+
+    return [keras.ops.mean(layer.output, axis=(1, 2)) for layer in model.layers
+            if isinstance(layer, keras.layers.Activation) and len(layer.output.shape) == 4]
+
+
+def _normalise(summaries: np.ndarray) -> np.ndarray:
+    summaries = np.asarray(summaries, dtype=np.float64)
+    return summaries / np.maximum(np.linalg.norm(summaries, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class RadiographReference:
+    """The train split in the network's feature space, and the distance that counts as far."""
+
+    mean: np.ndarray  # (D,)
+    components: np.ndarray  # (COMPONENTS, D)
+    train_points: np.ndarray  # (N_train, COMPONENTS)
+    threshold: float
+    model_version: str = ""  # the model whose features these are; another model's are meaningless
+
+    @classmethod
+    def fit(cls, train_summaries: np.ndarray, val_summaries: np.ndarray,
+            quantile: float = VAL_QUANTILE, model_version: str = "") -> "RadiographReference":
+        """PCA and nearest-neighbour reference on train; the threshold is ``quantile`` of val."""
+        normalised = _normalise(train_summaries)
+        mean = normalised.mean(axis=0)
+        # Principal axes from the SVD of the centred data (what scikit-learn's PCA does).
+        _, _, axes = np.linalg.svd(normalised - mean, full_matrices=False)
+        components = axes[:COMPONENTS]
+        reference = cls(mean, components, (normalised - mean) @ components.T, threshold=np.inf)
+        threshold = float(np.quantile(reference.distances(val_summaries), quantile))
+        return cls(mean, components, reference.train_points, threshold, model_version)
+
+    def distances(self, summaries: np.ndarray) -> np.ndarray:
+        """Distance from each summary (N, D) to its nearest train image."""
+        points = (_normalise(summaries) - self.mean) @ self.components.T
+        squared = ((points ** 2).sum(1)[:, None] - 2.0 * points @ self.train_points.T
+                   + (self.train_points ** 2).sum(1)[None, :])
+        return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, mean=self.mean.astype(np.float32), components=self.components.astype(np.float32),
+                            train_points=self.train_points.astype(np.float32), threshold=self.threshold,
+                            model_version=self.model_version)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RadiographReference":
+        with np.load(path) as stored:
+            return cls(stored["mean"].astype(np.float64), stored["components"].astype(np.float64),
+                       stored["train_points"].astype(np.float64), float(stored["threshold"]),
+                       str(stored["model_version"]))
+
+
+@dataclass(frozen=True)
+class RadiographCheck:
+    """Whether an image looks like the radiographs the model was trained on, and why not."""
+
+    colourfulness: float
+    distance: float | None  # None where the model ships no reference
+    threshold: float | None
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        found = []
+        if self.colourfulness > COLOURFUL:
+            found.append("it is a colour image; radiographs are grey")
+        if self.distance is not None and self.distance > self.threshold:
+            found.append("its content is unlike every radiograph the model was trained on")
+        return tuple(found)
+
+    @property
+    def looks_like_radiograph(self) -> bool:
+        return not self.reasons
+
+    def warning(self) -> str:
+        """One sentence for the user, or "" when the image looks like a radiograph."""
+        if self.looks_like_radiograph:
+            return ""
+        return (f"This does not look like a radiograph ({'; '.join(self.reasons)}). "
+                "The verdict is unreliable.")
+
+
+def fit_reference(classifier, data_dir) -> RadiographReference:
+    """Fits the reference for ``classifier`` on the train split and its threshold on val."""
+    from core.data import load_arrays, load_index
+
+    samples = load_index(data_dir)
+    summaries = {}
+    for split in ("train", "val"):
+        images, _ = load_arrays([sample for sample in samples if sample.split == split], classifier.preprocess_config)
+        summaries[split] = classifier.summarise_batch(images)
+    return RadiographReference.fit(summaries["train"], summaries["val"], model_version=classifier.version)
+
+
+def main(argv=None) -> int:
+    from core.config import DEFAULT_DATA_DIR, MODELS_DIR
+    from core.inference import FractureClassifier
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--model-dir", type=Path, default=MODELS_DIR)
+    args = parser.parse_args(argv)
+    reference = fit_reference(FractureClassifier.load(args.model_dir), args.data_dir)
+    reference.save(args.model_dir / REFERENCE_FILENAME)
+    print(f"wrote {args.model_dir / REFERENCE_FILENAME}: {len(reference.train_points)} train images, "
+          f"threshold {reference.threshold:.4f} (val {VAL_QUANTILE:.0%} quantile)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
