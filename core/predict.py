@@ -4,7 +4,8 @@
                            [--json] [--heatmap-dir DIR] [--model-dir DIR]
 
 With ``--json``, one JSON object per line in input order:
-``{"path", "probability_fractured", "decision", "threshold"}``, or ``{"path", "error"}`` for a
+``{"path", "probability_fractured", "decision", "threshold", "looks_like_radiograph"}`` (plus
+``"unreliable_because"`` when it does not), or ``{"path", "error"}`` for a
 file that cannot be read (the run goes on). Exit status: 0 when every file was read, 1 when any
 failed, 2 on bad usage.
 """
@@ -64,12 +65,18 @@ def main(argv=None) -> int:
         decision = decide(result.probability_fractured, threshold)
         if explainer is not None:
             _write_heatmap(args.heatmap_dir, _unique_name(path, overlay_names), result, explainer, classifier)
+        check = result.radiograph_check
         if args.json:
-            print(json.dumps({"path": path, "probability_fractured": round(result.probability_fractured, 6),
-                              "decision": decision, "threshold": round(threshold, 6)}), flush=True)
+            record = {"path": path, "probability_fractured": round(result.probability_fractured, 6),
+                      "decision": decision, "threshold": round(threshold, 6),
+                      "looks_like_radiograph": check.looks_like_radiograph}
+            if not check.looks_like_radiograph:
+                record["unreliable_because"] = list(check.reasons)
+            print(json.dumps(record), flush=True)
         else:
+            warning = "" if check.looks_like_radiograph else f" [{check.warning()}]"
             print(f"{path}: P(fractured) = {result.probability_fractured:.3f} -> {decision} "
-                  f"(threshold {threshold:.3f})", flush=True)
+                  f"(threshold {threshold:.3f}){warning}", flush=True)
     return 1 if failures else 0
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 from core.config import METADATA_FILENAME
 from core.predict import decide, main
 
-RESULT_KEYS = {"path", "probability_fractured", "decision", "threshold"}
+RESULT_KEYS = {"path", "probability_fractured", "decision", "threshold", "looks_like_radiograph"}
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +137,17 @@ def test_heatmaps_of_same_named_files_do_not_overwrite(capsys, tmp_path, trained
                  "--model-dir", str(trained_model.directory)]) == 0
     capsys.readouterr()
     assert sorted(p.name for p in out.iterdir()) == ["square_2_gradcam.png", "square_gradcam.png"]
+
+
+def test_a_colour_photo_is_marked_unreliable_with_the_shipped_model(capsys, tmp_path):
+    from sklearn.datasets import load_sample_image
+    from PIL import Image
+
+    photo = tmp_path / "holiday.jpg"
+    Image.fromarray(load_sample_image("china.jpg")).save(photo)
+    code, results = run_json(capsys, [str(photo)])
+    assert code == 0
+    assert results[0]["looks_like_radiograph"] is False
+    assert any("colour image" in reason for reason in results[0]["unreliable_because"])
+    assert main([str(photo)]) == 0
+    assert "does not look like a radiograph" in capsys.readouterr().out
