@@ -15,6 +15,7 @@ RETRAIN = """\
 .venv/bin/python -m core.train --data-dir ../shared/datasets/fracatlas --epochs 50 --batch-size 32
 .venv/bin/python -m core.evaluate    # rewrites models/metrics.json and models/probabilities.csv
 .venv/bin/python -m core.report      # the model card's tables
+.venv/bin/python -m core.ood         # refits the "does not look like a radiograph" reference
 
 # the model study (each run in runs/NAME/, the table in runs/study.md)
 .venv/bin/python -m core.study --data-dir ../shared/datasets/fracatlas
@@ -23,7 +24,10 @@ RETRAIN = """\
 
 @st.cache_data(show_spinner=False)
 def model_card() -> str:
-    return MODEL_CARD.read_text(encoding="utf-8")
+    """The model card as a section of this page: its own title would be a second page heading."""
+    text = MODEL_CARD.read_text(encoding="utf-8")
+    title, _, body = text.partition("\n")
+    return f"## {title.lstrip('# ')}\n{body}" if title.startswith("# ") else text
 
 
 use_app_navigation()

@@ -15,5 +15,7 @@ def test_about_page_shows_the_disclaimer_citation_and_model_card():
     text = " ".join(block.value for block in app.markdown)
     assert "Abedeen" in text and "Scientific Data 10, 521" in text and "10.1038/s41597-023-02432-4" in text
     assert "CC BY 4.0" in text
-    assert "# Model card" in text  # docs/model-card.md rendered
+    assert "## Model card" in text  # docs/model-card.md rendered, as a section of the page
+    assert [heading.value for heading in app.title] == ["About this model"]
+    assert not any(line.startswith("# ") for block in app.markdown for line in block.value.splitlines())
     assert "python -m core.train" in app.code[0].value
