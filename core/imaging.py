@@ -18,6 +18,9 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.pixels.decoders.base import get_decoder
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "WebP", "GIF", "DICOM")
+# The app's upload limit (server.maxUploadSize = 50 in .streamlit/config.toml; Streamlit's server
+# counts 2**20 bytes to the MB), so the CLI and any other caller refuse what the server would.
+MAX_FILE_BYTES = 50 * 2**20
 _EXPECTED = "expected an image file: PNG, JPEG, BMP, TIFF, WebP, GIF or DICOM"
 # Only these Pillow plugins may open input: others (EPS via Ghostscript, PSD, ...)
 # widen the attack surface of a web upload for no benefit.
@@ -37,7 +40,7 @@ class ImageReadError(ValueError):
 
 
 def read_image(source: bytes | bytearray | memoryview | str | os.PathLike,
-               *, max_pixels: int = 60_000_000) -> np.ndarray:
+               *, max_pixels: int = 60_000_000, max_bytes: int = MAX_FILE_BYTES) -> np.ndarray:
     """Decode an X-ray image into a grey float array.
 
     Args:
@@ -45,6 +48,7 @@ def read_image(source: bytes | bytearray | memoryview | str | os.PathLike,
             e.g. an upload) or a path (``str`` or ``os.PathLike``).
         max_pixels: Largest accepted width × height, checked from the header
             before any pixel is decoded.
+        max_bytes: Largest accepted file size in bytes, checked before a path is read.
 
     Returns:
         A C-contiguous 2-D float32 array (H, W) with values in [0, 1], bone bright.
@@ -57,13 +61,13 @@ def read_image(source: bytes | bytearray | memoryview | str | os.PathLike,
             too large, truncated beyond use, or otherwise undecodable.
         TypeError: ``source`` is neither bytes-like nor a path.
     """
-    data, label = _load(source)
+    data, label = _load(source, max_bytes)
     if _looks_like_dicom(data):
         return _read_dicom(data, label, max_pixels)
     return _read_pillow(data, label, max_pixels)
 
 
-def _load(source) -> tuple[bytes, str]:
+def _load(source, max_bytes: int) -> tuple[bytes, str]:
     """Return the raw bytes and a short description of where they came from."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), "the upload"
@@ -73,6 +77,8 @@ def _load(source) -> tuple[bytes, str]:
         try:
             if path.is_dir():
                 raise ImageReadError(f"{_EXPECTED}; got {label}, which is a directory")
+            if path.stat().st_size > max_bytes:  # before reading, so a huge file is never loaded
+                raise _too_many_bytes(path.stat().st_size, max_bytes, label)
             data = path.read_bytes()
         except FileNotFoundError as e:
             raise ImageReadError(f"{_EXPECTED}; got {label}, which does not exist") from e
@@ -83,7 +89,14 @@ def _load(source) -> tuple[bytes, str]:
                         " (for a file object pass .getvalue() or .read())")
     if not data:
         raise ImageReadError(f"{_EXPECTED}; got 0 bytes from {label}")
+    if len(data) > max_bytes:
+        raise _too_many_bytes(len(data), max_bytes, label)
     return data, label
+
+
+def _too_many_bytes(n: int, max_bytes: int, label: str) -> ImageReadError:
+    return ImageReadError(f"{label} is {n / 2**20:.1f} MB ({n:,} bytes); "
+                          f"the limit is {max_bytes / 2**20:.1f} MB ({max_bytes:,} bytes)")
 
 
 def _describe(data: bytes, label: str) -> str:
@@ -126,11 +139,14 @@ def _read_dicom(data: bytes, label: str, max_pixels: int) -> np.ndarray:
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageReadError(f"DICOM file has no pixel data ({label} may be a report or "
                              "presentation state, not an image)")
-    if not rows or not cols:
+    if not isinstance(rows, int) or not isinstance(cols, int) or not rows or not cols:  # e.g. two values
         raise ImageReadError(f"DICOM image in {label} has no size (Rows={rows}, Columns={cols})")
     if rows * cols > max_pixels:
         raise _too_big(int(cols), int(rows), max_pixels)
     ts = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    if ts is not None and not getattr(ts, "is_transfer_syntax", False):  # ts.is_compressed would raise
+        raise ImageReadError(f"DICOM file in {label} names an unknown transfer syntax "
+                             f"'{str(ts)[:64]}', so its pixel data cannot be decoded")
     if ts is not None and ts.is_compressed:
         try:
             available = get_decoder(ts).is_available
@@ -155,7 +171,11 @@ def _read_dicom(data: bytes, label: str, max_pixels: int) -> np.ndarray:
         return _min_max(_luma(arr[..., :3].astype(np.float64)), label)
     if arr.ndim != 2:
         raise ImageReadError(f"DICOM image in {label} has unexpected shape {arr.shape}")
-    arr = apply_modality_lut(arr, ds).astype(np.float64)
+    try:
+        arr = apply_modality_lut(arr, ds).astype(np.float64)
+    except Exception as e:  # unlike a window, a wrong rescale could silently invert the image
+        raise ImageReadError(f"DICOM rescale (RescaleSlope '{ds.get('RescaleSlope')}', RescaleIntercept "
+                             f"'{ds.get('RescaleIntercept')}') or modality LUT in {label} is unusable: {e}") from e
     try:
         arr = apply_voi_lut(arr, ds, index=0)
     except Exception:  # a malformed window is better ignored than fatal: the image is still valid

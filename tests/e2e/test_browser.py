@@ -132,3 +132,35 @@ def test_upload_threshold_and_every_page(server, xray):
                 page.screenshot(path=str(SCREENSHOTS / f"{path}.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_a_file_over_the_upload_limit_gets_streamlits_size_message(server, tmp_path):
+    # Playwright refuses in-memory buffers over 50 MB, so the 51 MiB file (a PNG signature and
+    # zeros) goes through a temporary path, as a user's file would. The browser refuses it before
+    # a byte reaches the app; tests/app/test_bad_uploads.py covers what the app says if one does.
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(51 * 1024 * 1024 - 8))
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server, timeout=60_000)
+            page.wait_for_selector("input[type=file]", state="attached", timeout=120_000)
+            page.set_input_files("input[type=file]", str(huge))
+            chip = page.locator("[data-testid=stFileChip]", has_text="huge.png")
+            chip.wait_for(timeout=60_000)
+            assert chip.get_attribute("aria-invalid") == "true"
+            # Streamlit 1.67 marks the file red and says why in an alert for screen readers
+            # and in a tooltip on hover.
+            assert chip.get_by_role("alert").inner_text() == "Error: File must be 50.0MB or smaller."
+            page.locator("[data-testid=stTooltipErrorHoverTarget]", has=chip).hover()
+            tooltip = page.locator("[data-testid=stTooltipErrorContent]")
+            tooltip.wait_for(timeout=10_000)
+            assert tooltip.inner_text() == "File must be 50.0MB or smaller."
+            page.wait_for_timeout(1500)  # a rerun, had there been one, would have shown by now
+            assert page.locator("[data-testid=stException]").count() == 0
+            assert page.locator("text=/Fracture suspected|No fracture detected|Could not read/").count() == 0
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "over_upload_limit.png"), full_page=True)
+        finally:
+            browser.close()
