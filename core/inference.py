@@ -32,7 +32,10 @@ def compile_forward(model):
 
     size = model.input_shape[1]
     signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
-    return tf.function(lambda images: model(images, training=False), input_signature=signature)
+    # autograph=False: no Python control flow to convert, and AutoGraph would write its generated
+    # source to a file in the temporary directory on the first trace (and warn about the lambda).
+    return tf.function(lambda images: model(images, training=False), input_signature=signature,
+                       autograph=False)
 
 
 def predict_fracture_probabilities(forward, images: np.ndarray) -> np.ndarray:
@@ -54,7 +57,8 @@ def compile_forward_with_summary(model):
     both = keras.Model(model.inputs, [model.output, summary])
     size = model.input_shape[1]
     signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
-    return tf.function(lambda images: both(images, training=False), input_signature=signature)
+    return tf.function(lambda images: both(images, training=False), input_signature=signature,
+                       autograph=False)  # as in compile_forward
 
 
 def decide(probability_fractured: float, threshold: float) -> str:
