@@ -1,0 +1,207 @@
+"""Per-image stages and the whole path, each against its baseline, on the same images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench import baselines
+from bench.report import figure, measure
+from bench.timing import seconds, summary, time_each, time_interleaved
+from core import Explainer, FractureClassifier, decide, preprocess, read_image
+from core.cam_methods import METHODS
+from core.explain import encode_png, fit_for_display, heatmap_to_image, overlay_on_original
+
+
+@dataclass
+class Context:
+    """The loaded model and the images, decoded once so each stage is timed alone."""
+
+    classifier: FractureClassifier
+    explainer: Explainer
+    files: list[bytes]  # warm-up images first
+    warmup: int
+    images: list[np.ndarray]
+    model_inputs: list[np.ndarray]
+    heatmaps: list[np.ndarray]
+
+    @property
+    def model(self):
+        return self.classifier.model
+
+    @property
+    def config(self):
+        return self.classifier.preprocess_config
+
+    @property
+    def cam_layer(self) -> str:
+        return self.classifier.metadata["cam_layer"]
+
+    @property
+    def threshold(self) -> float:
+        return self.classifier.thresholds["screening"]
+
+    def split(self, values, n: int):
+        """(warm-up values, the next ``n`` values to time)."""
+        return values[: self.warmup], values[self.warmup : self.warmup + n]
+
+
+def prepare_context(classifier, explainer, files: list[bytes], warmup: int) -> Context:
+    images = [read_image(data) for data in files]
+    model_inputs = [preprocess(image, classifier.preprocess_config) for image in images]
+    heatmaps = list(explainer.explain(np.stack(model_inputs), "gradcam"))
+    return Context(classifier, explainer, list(files), warmup, images, model_inputs, heatmaps)
+
+
+def fast_whole_path(classifier, explainer, threshold: float, data: bytes) -> tuple[str, bytes]:
+    """What the Classify page does for an upload (pages/shared.py), through the public API."""
+    result = classifier.classify(data)
+    verdict = decide(result.probability_fractured, threshold)
+    heatmap = explainer.explain(result.model_input[np.newaxis], "gradcam")[0]
+    overlay = overlay_on_original(fit_for_display(result.image), heatmap, classifier.preprocess_config)
+    return verdict, encode_png(overlay)
+
+
+def decode_and_preprocess(ctx: Context, n: int) -> list[dict]:
+    warm, timed = ctx.split(ctx.files, n)
+    decode = time_each(read_image, timed, warmup=warm)
+    warm, timed = ctx.split(ctx.images, n)
+    prep = time_each(lambda image: preprocess(image, ctx.config), timed, warmup=warm)
+    return [figure("decode", "decode: read_image (bytes -> grey)", measure("core.imaging.read_image", summary(decode))),
+            figure("preprocess", "preprocess: CLAHE + letterbox to 192 px",
+                   measure("core.preprocessing.preprocess", summary(prep)))]
+
+
+def classify(ctx: Context, n: int) -> list[dict]:
+    warm, timed = ctx.split(ctx.model_inputs, n)
+    samples = time_interleaved({
+        "ours": lambda x: ctx.classifier.predict_batch(x[np.newaxis]),
+        "predict": lambda x: baselines.predict_probability(ctx.model, x),
+    }, timed, warmup=warm)
+    warm, timed = ctx.split(ctx.files, n)
+    verdicts = time_interleaved({
+        "ours": ctx.classifier.classify,
+        "naive": lambda data: baselines.predict_probability(ctx.model, preprocess(read_image(data), ctx.config)),
+    }, timed, warmup=warm)
+    return [figure("classify", "classify one image (compiled forward)",
+                   measure("FractureClassifier.predict_batch", summary(samples["ours"])),
+                   (measure("model.predict", summary(samples["predict"])),)),
+            figure("verdict", "verdict from bytes (with radiograph check)",
+                   measure("FractureClassifier.classify", summary(verdicts["ours"])),
+                   (measure("read_image + preprocess + model.predict", summary(verdicts["naive"])),))]
+
+
+def gradcam(ctx: Context, n: int) -> list[dict]:
+    warm, timed = ctx.split(ctx.model_inputs, n)
+    samples = time_interleaved({
+        "ours": lambda x: ctx.explainer.explain(x[np.newaxis], "gradcam"),
+        "reused": lambda x: ctx.explainer.tf_keras_vis_gradcam(x[np.newaxis]),
+        "rebuilt": lambda x: baselines.rebuilt_maps(ctx.model, "gradcam", x[np.newaxis], ctx.cam_layer),
+    }, timed, warmup=warm)
+    return [figure("heatmap_gradcam", "Grad-CAM (compiled tf.function)",
+                   measure("Explainer.explain(gradcam)", summary(samples["ours"])),
+                   (measure("tf-keras-vis Gradcam, reused", summary(samples["reused"])),
+                    measure("tf-keras-vis Gradcam, rebuilt per call", summary(samples["rebuilt"]))))]
+
+
+def other_methods(ctx: Context, n: int, n_slow: int) -> list[dict]:
+    """The tf-keras-vis methods through the Explainer (built once) vs rebuilt per call."""
+    from core.cam_methods import SLOW_METHODS
+
+    figures = []
+    for method in [name for name in METHODS if name != "gradcam"]:
+        count = n_slow if method in SLOW_METHODS else n
+        warm, timed = ctx.split(ctx.model_inputs, count)
+        samples = time_interleaved({
+            "ours": lambda x: ctx.explainer.explain(x[np.newaxis], method),
+            "rebuilt": lambda x: baselines.rebuilt_maps(ctx.model, method, x[np.newaxis], ctx.cam_layer),
+        }, timed, warmup=warm[:1])
+        figures.append(figure(f"heatmap_{method}", f"{METHODS[method]} (built once)",
+                              measure(f"Explainer.explain({method})", summary(samples["ours"])),
+                              (measure(f"tf-keras-vis {method}, rebuilt per call", summary(samples["rebuilt"])),)))
+    return figures
+
+
+def overlay(ctx: Context, n: int) -> list[dict]:
+    """The overlay alone, the PNG encoder alone, and the two as the app runs them."""
+    indices = list(range(len(ctx.images)))
+    warm, timed = ctx.split(indices, n)
+    shown = [fit_for_display(image) for image in ctx.images]
+
+    def ours_overlay(k):
+        return overlay_on_original(shown[k], ctx.heatmaps[k], ctx.config)
+
+    def matplotlib_overlay(k):
+        return baselines.matplotlib_overlay(shown[k], heatmap_to_image(ctx.heatmaps[k], shown[k].shape, ctx.config))
+
+    blends = time_interleaved({"ours": ours_overlay, "before": matplotlib_overlay}, timed, warmup=warm)
+    overlays = [ours_overlay(k) for k in indices]
+    encodes = time_interleaved({
+        "ours": lambda k: encode_png(overlays[k]),
+        "level1": lambda k: baselines.pillow_png(overlays[k], 1),
+        "default": lambda k: baselines.pillow_png(overlays[k]),
+    }, timed, warmup=warm)
+    both = time_interleaved({
+        "ours": lambda k: encode_png(ours_overlay(k)),
+        "before": lambda k: baselines.pillow_png(matplotlib_overlay(k), 1),
+        "naive": lambda k: baselines.pillow_png(matplotlib_overlay(k)),
+    }, timed, warmup=warm)
+    kib = {name: f"{np.mean([len(encoder(overlays[k])) for k in timed]) / 1024:.0f} KiB"
+           for name, encoder in (("ours", encode_png), ("level1", lambda rgb: baselines.pillow_png(rgb, 1)),
+                                 ("default", baselines.pillow_png))}
+    return [
+        figure("overlay_blend", "overlay: map to image + colour-table blend",
+               measure("core.explain.overlay_on_original", summary(blends["ours"])),
+               (measure("matplotlib colormap per pixel, float64 (before)", summary(blends["before"])),)),
+        figure("overlay_encode", "encode_png (OpenCV, level 1, up filter, RLE)",
+               measure("core.explain.encode_png", summary(encodes["ours"]), note=kib["ours"]),
+               (measure("Pillow PNG level 1 (before)", summary(encodes["level1"]), note=kib["level1"]),
+                measure("Pillow PNG default level 6", summary(encodes["default"]), note=kib["default"]))),
+        figure("overlay_png", "overlay PNG as the app makes it",
+               measure("overlay_on_original + encode_png", summary(both["ours"])),
+               (measure("matplotlib overlay + Pillow level 1 (before)", summary(both["before"])),
+                measure("matplotlib overlay + Pillow default (naive)", summary(both["naive"])))),
+    ]
+
+
+def whole_path(ctx: Context, n: int) -> list[dict]:
+    """Ours back to back, as a server answers uploads, then the naive path on the same images.
+
+    Not interleaved like the stages: a naive call between two of ours (a model cloned and
+    dropped every time) pollutes caches and added 2-4 ms to ours in trials, which the target
+    figure must not carry.
+    """
+    warm, timed = ctx.split(ctx.files, n)
+    samples = {
+        "ours": time_each(lambda data: fast_whole_path(ctx.classifier, ctx.explainer, ctx.threshold, data),
+                          timed, warmup=warm),
+        "naive": time_each(lambda data: baselines.naive_whole_path(ctx.model, ctx.config, ctx.cam_layer,
+                                                                   ctx.threshold, data), timed, warmup=warm),
+    }
+    return [figure("whole_path", "whole path: bytes -> verdict + Grad-CAM PNG",
+                   measure("classify + explain + overlay + encode_png", summary(samples["ours"])),
+                   (measure("predict + tf-keras-vis rebuilt + mpl + PIL", summary(samples["naive"])),))]
+
+
+def first_calls(ctx: Context) -> list[dict]:
+    """What tracing costs the first caller: a fresh classifier and explainer's first call vs later ones.
+
+    The app pays it at load (``FractureClassifier.warm_up``, the explainer's warm-up call in
+    pages/shared.py), so no user does.
+    """
+    x = ctx.model_inputs[0][np.newaxis]
+    fresh = FractureClassifier(ctx.model, ctx.classifier.metadata)
+    first_classify, _ = seconds(lambda: fresh.predict_batch(x))
+    later_classify = time_each(lambda _: fresh.predict_batch(x), range(5))
+    fresh_explainer = Explainer(ctx.model, ctx.cam_layer)
+    first_explain, _ = seconds(lambda: fresh_explainer.explain(x, "gradcam"))
+    later_explain = time_each(lambda _: fresh_explainer.explain(x, "gradcam"), range(5))
+    return [
+        figure("first_classify", "classify: later call vs first (tracing)",
+               measure("later calls (after warm_up at load)", summary(later_classify)),
+               (measure("first call on a fresh classifier", summary([first_classify * 1e3])),)),
+        figure("first_gradcam", "Grad-CAM: later call vs first (tracing)",
+               measure("later calls (after warm-up at load)", summary(later_explain)),
+               (measure("first call on a fresh Explainer", summary([first_explain * 1e3])),)),
+    ]
