@@ -20,6 +20,48 @@ from core.preprocessing import PreprocessConfig, content_box
 OUTPUT_LAYER = "probabilities"
 
 
+def compile_grad_cam_pass(model, cam_layer: str, extra_outputs=()):
+    """One compiled pass that classifies and explains: ``images -> (probabilities, heatmaps, *extras)``.
+
+    Args:
+        model: a model from :mod:`core.model` (has layers ``cam_layer`` and ``probabilities``).
+        cam_layer: name of the feature-map layer to explain.
+        extra_outputs: further Keras tensors of ``model``'s graph to return from the same pass
+            (the classifier adds the activation summaries of :mod:`core.ood`).
+
+    Returns:
+        A ``tf.function`` taking float32 images (N, S, S, 1) in 0..255 and returning softmax
+        probabilities (N, 2), Grad-CAM maps (N, S, S) in [0, 1], then the extras.
+    """
+    import keras
+    import tensorflow as tf
+
+    output_layer = model.get_layer(OUTPUT_LAYER)
+    feature_model = keras.Model(model.inputs, [model.get_layer(cam_layer).output, output_layer.input,
+                                               *extra_outputs])
+    kernel, bias = output_layer.kernel, output_layer.bias
+    size = model.input_shape[1]
+
+    def classify_and_explain(images):
+        with tf.GradientTape() as tape:
+            features, penultimate, *extras = feature_model(images, training=False)
+            tape.watch(features)
+            # Recompute the head so the tape links the features to the pre-softmax score.
+            logits = tf.matmul(penultimate, kernel) + bias
+            score = logits[:, FRACTURED]
+        gradients = tape.gradient(score, features)
+        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+        cams = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
+        cams = tf.image.resize(cams, (size, size), method="bilinear")[..., 0]
+        peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
+        return (tf.nn.softmax(logits), tf.math.divide_no_nan(cams, peak), *extras)
+
+    signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
+    # autograph=False: straight-line code, and AutoGraph would write its generated source to a
+    # file in the temporary directory on the first trace.
+    return tf.function(classify_and_explain, input_signature=signature, autograph=False)
+
+
 class GradCam:
     """A compiled Grad-CAM for one model; build once, call from any thread.
 
@@ -29,37 +71,11 @@ class GradCam:
     """
 
     def __init__(self, model, cam_layer: str):
-        import keras
-        import tensorflow as tf
-
-        output_layer = model.get_layer(OUTPUT_LAYER)
-        self._feature_model = keras.Model(
-            model.inputs, [model.get_layer(cam_layer).output, output_layer.input]
-        )
-        kernel, bias = output_layer.kernel, output_layer.bias
-        size = model.input_shape[1]
-
-        def heatmaps(images):
-            with tf.GradientTape() as tape:
-                features, penultimate = self._feature_model(images, training=False)
-                tape.watch(features)
-                # Recompute the head so the tape links the features to the pre-softmax score.
-                score = tf.matmul(penultimate, kernel)[:, FRACTURED] + bias[FRACTURED]
-            gradients = tape.gradient(score, features)
-            weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-            cams = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
-            cams = tf.image.resize(cams, (size, size), method="bilinear")[..., 0]
-            peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
-            return tf.math.divide_no_nan(cams, peak)
-
-        signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
-        # autograph=False: straight-line code, and AutoGraph would write its generated source to a
-        # file in the temporary directory on the first trace.
-        self._heatmaps = tf.function(heatmaps, input_signature=signature, autograph=False)
+        self._pass = compile_grad_cam_pass(model, cam_layer)
 
     def __call__(self, model_inputs: np.ndarray) -> np.ndarray:
         """Heatmaps for preprocessed uint8 images (N, S, S, 1): float32 (N, S, S) in [0, 1]."""
-        return self._heatmaps(np.asarray(model_inputs, dtype=np.float32)).numpy()
+        return self._pass(np.asarray(model_inputs, dtype=np.float32))[1].numpy()
 
 
 def heatmap_to_image(heatmap: np.ndarray, image_shape: tuple[int, int], config: PreprocessConfig) -> np.ndarray:

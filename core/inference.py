@@ -47,14 +47,20 @@ def predict_fracture_probabilities(forward, images: np.ndarray) -> np.ndarray:
     return np.concatenate(outputs).astype(np.float64) if outputs else np.zeros(0)
 
 
+def keras_summary(model):
+    """The Keras tensor of :mod:`core.ood`'s activation summary (N, D) in ``model``'s graph."""
+    import keras
+
+    return keras.ops.concatenate(activation_summary_outputs(model), axis=-1)
+
+
 def compile_forward_with_summary(model):
     """Like :func:`compile_forward`, but also returns each image's activation summary (see
     :mod:`core.ood`) from the same pass: ``images -> (probabilities (N, 2), summaries (N, D))``."""
     import keras
     import tensorflow as tf
 
-    summary = keras.ops.concatenate(activation_summary_outputs(model), axis=-1)
-    both = keras.Model(model.inputs, [model.output, summary])
+    both = keras.Model(model.inputs, [model.output, keras_summary(model)])
     size = model.input_shape[1]
     signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
     return tf.function(lambda images: both(images, training=False), input_signature=signature,
@@ -103,6 +109,7 @@ class Classification:
     model_input: np.ndarray  # uint8 (S, S, 1), what the network saw
     image: np.ndarray  # float32 (H, W) in [0, 1], the image as read
     radiograph_check: RadiographCheck  # does it look like a radiograph at all?
+    heatmap: np.ndarray | None = None  # Grad-CAM for "fractured", float32 (S, S) in [0, 1], if asked for
 
 
 class FractureClassifier:
@@ -120,6 +127,12 @@ class FractureClassifier:
         self.thresholds = {name: float(value) for name, value in metadata["thresholds"].items()}
         self.reference = reference
         self._forward = compile_forward_with_summary(model)
+        self._forward_explained = None
+        if "cam_layer" in metadata:
+            from core.explain import compile_grad_cam_pass
+
+            summary = keras_summary(model)
+            self._forward_explained = compile_grad_cam_pass(model, metadata["cam_layer"], [summary])
 
     @classmethod
     def load(cls, model_dir: str | Path = MODELS_DIR) -> "FractureClassifier":
@@ -148,9 +161,12 @@ class FractureClassifier:
         return cls(model, metadata, reference)
 
     def warm_up(self) -> None:
-        """Traces the compiled forward pass now, so the first user does not wait for it."""
+        """Traces the compiled passes now, so the first user does not wait for them."""
         size = self.preprocess_config.image_size
-        self.predict_batch(np.zeros((1, size, size, 1), np.uint8))
+        blank = np.zeros((1, size, size, 1), np.uint8)
+        self.predict_batch(blank)
+        if self._forward_explained is not None:
+            self._forward_explained(blank.astype(np.float32))
 
     @property
     def version(self) -> str:
@@ -190,16 +206,30 @@ class FractureClassifier:
         image = read_image(source)
         return image, preprocess(image, self.preprocess_config)
 
-    def classify(self, source) -> Classification:
+    def classify(self, source, *, explain: bool = False) -> Classification:
         """Reads, preprocesses and classifies one image (bytes or path).
+
+        Args:
+            source: file bytes or a path.
+            explain: also compute the Grad-CAM heatmap, in the same compiled pass as the verdict
+                (one forward pass instead of two; needs ``cam_layer`` in the metadata).
 
         Raises:
             core.imaging.ImageReadError: if the source is not a readable image.
+            ValueError: if ``explain`` is asked of a model whose metadata names no ``cam_layer``.
         """
         image, model_input = self.prepare(source)
-        probabilities, summaries = self._predict_and_summarise(model_input[np.newaxis])
-        return Classification(float(probabilities[0]), model_input, image,
-                              self.check_radiograph(source, summaries[0]))
+        batch = model_input[np.newaxis]
+        if not explain:
+            probabilities, summaries = self._predict_and_summarise(batch)
+            return Classification(float(probabilities[0]), model_input, image,
+                                  self.check_radiograph(source, summaries[0]))
+        if self._forward_explained is None:
+            raise ValueError("this model's metadata names no cam_layer, so it cannot be explained")
+        raw, heatmaps, summaries = self._forward_explained(batch.astype(np.float32))
+        probability = apply_temperature(raw.numpy()[:, FRACTURED].astype(np.float64), self.temperature)[0]
+        return Classification(float(probability), model_input, image,
+                              self.check_radiograph(source, summaries.numpy()[0]), heatmaps.numpy()[0])
 
     def resolve_threshold(self, threshold: str | float) -> float:
         """Turns a preset name or a number into a threshold in [0, 1].

@@ -32,7 +32,7 @@ VAL_QUANTILE = 0.985
 COMPONENTS = 64
 REFERENCE_FILENAME = "ood_reference.npz"
 _COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "CMYK", "P", "YCbCr", "LAB", "HSV", "PA"})
-_THUMBNAIL = (256, 256)
+_THUMBNAIL = (64, 64)  # colourfulness is a global statistic; JPEG decodes at 1/8 scale for it
 
 
 def colourfulness(source) -> float:

@@ -18,7 +18,7 @@ rows, readable = [], {}
 progress = st.progress(0.0, text="Classifying…")
 for index, upload in enumerate(uploads, start=1):
     try:
-        probability, _, _, check = analyse_upload(upload.getvalue())
+        probability, _, _, check, _ = analyse_upload(upload.getvalue())
     except ImageReadError as error:
         rows.append({"file": upload.name, "P(fractured)": None, "verdict": f"unreadable: {error}",
                      "looks like an X-ray": None})

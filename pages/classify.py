@@ -32,7 +32,7 @@ uploads = st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMA
 for upload in uploads or []:
     st.divider()
     try:
-        probability, _, _, check = analyse_upload(upload.getvalue())
+        probability, _, _, check, _ = analyse_upload(upload.getvalue())
     except ImageReadError as error:
         st.error(f"Could not read {upload.name}: {error}")
         continue

@@ -62,21 +62,25 @@ def load_shipped_metadata() -> dict:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def analyse_upload(data: bytes):
-    """``(probability, image sized for display, model input, radiograph check)`` for one upload, cached by
-    content so that moving the slider or switching pages never re-runs the network.
+    """``(probability, image sized for display, model input, radiograph check, Grad-CAM heatmap)`` for one
+    upload, from one compiled pass, cached by content so that moving the slider or switching pages never
+    re-runs the network.
 
     Raises:
         core.ImageReadError: if the bytes are not a readable image.
     """
-    result = load_classifier().classify(data)
-    return result.probability_fractured, fit_for_display(result.image), result.model_input, result.radiograph_check
+    result = load_classifier().classify(data, explain=True)
+    return (result.probability_fractured, fit_for_display(result.image), result.model_input,
+            result.radiograph_check, result.heatmap)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def explain_upload(data: bytes, method: str = "gradcam"):
     """The model-input heatmap (S, S) of one upload for one method, cached like the verdict."""
-    model_input = analyse_upload(data)[2]
-    return load_explainer().explain(model_input[None], method)[0]
+    analysis = analyse_upload(data)
+    if method == "gradcam":
+        return analysis[4]  # computed with the verdict
+    return load_explainer().explain(analysis[2][None], method)[0]
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

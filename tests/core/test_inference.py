@@ -121,3 +121,27 @@ def test_warm_up_leaves_predictions_unchanged(classifier, synth):
     before = classifier.predict_batch(batch)
     classifier.warm_up()
     np.testing.assert_array_equal(classifier.predict_batch(batch), before)
+
+
+def test_one_pass_verdict_and_heatmap_match_the_separate_calls(classifier, sample_paths):
+    from core.explain import GradCam
+
+    gradcam = GradCam(classifier.model, classifier.metadata["cam_layer"])
+    for path in sample_paths[:3]:
+        plain = classifier.classify(path)
+        explained = classifier.classify(path, explain=True)
+        assert plain.heatmap is None
+        assert explained.probability_fractured == pytest.approx(plain.probability_fractured, abs=1e-6)
+        assert explained.radiograph_check == plain.radiograph_check or \
+            explained.radiograph_check.distance == pytest.approx(plain.radiograph_check.distance, abs=1e-5)
+        expected = gradcam(plain.model_input[None])[0]
+        assert explained.heatmap.shape == expected.shape
+        np.testing.assert_allclose(explained.heatmap, expected, atol=1e-5)
+        assert 0.0 <= explained.heatmap.min() and explained.heatmap.max() <= 1.0
+
+
+def test_explaining_needs_a_cam_layer(classifier, sample_paths):
+    metadata = {key: value for key, value in classifier.metadata.items() if key != "cam_layer"}
+    without = FractureClassifier(classifier.model, metadata)
+    with pytest.raises(ValueError, match="cam_layer"):
+        without.classify(sample_paths[0], explain=True)
