@@ -182,9 +182,6 @@ def judge(args, images, whole_ms: float, batch_s: float, browser: dict | None, p
                TARGETS["batch_100_s"], "s", f"batch of {plan['batch']}"),
         target("`streamlit run` to first answer (verdict)", browser and browser["first_verdict_s"],
                TARGETS["streamlit_first_answer_s"], "s", no_browser),
-        target("  the same, --server.fileWatcherType none",
-               browser and browser["without_file_watcher"]["first_verdict_s"],
-               TARGETS["streamlit_first_answer_s"], "s", no_browser),
         target("streamlit server peak RSS", browser and browser["server_peak_rss_mb"],
                TARGETS["server_rss_mb"], "MiB", no_browser),
     ]

@@ -42,7 +42,7 @@ def throughput(ctx: Context, files: list[bytes], naive_count: int) -> list[dict]
     count = len(files)
     batched(ctx.classifier, ctx.explainer, ctx.threshold, files[:4])  # warm the thread pool's path
     ours, _ = seconds(lambda: batched(ctx.classifier, ctx.explainer, ctx.threshold, files))
-    loop, _ = seconds(lambda: [fast_whole_path(ctx.classifier, ctx.explainer, ctx.threshold, data)
+    loop, _ = seconds(lambda: [fast_whole_path(ctx.classifier, ctx.threshold, data)
                                for data in files])
     naive_files = files[:naive_count]
     naive, _ = seconds(lambda: [baselines.naive_whole_path(ctx.model, ctx.config, ctx.cam_layer, ctx.threshold, data)
