@@ -11,13 +11,17 @@ import csv
 import json
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.figure import Figure
 
 from core.config import (HISTORY_FILENAME, METADATA_FILENAME, METRICS_FILENAME, MODELS_DIR,
                          PROBABILITIES_FILENAME)
 from core.data import region_group
 from core.metrics import operating_point
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CLASS_LABELS = ("not fractured", "fractured")
 FIGSIZE = (5.0, 4.0)
@@ -29,6 +33,14 @@ def load_metrics(model_dir: str | Path = MODELS_DIR) -> dict:
 
 def load_metadata(model_dir: str | Path = MODELS_DIR) -> dict:
     return json.loads((Path(model_dir) / METADATA_FILENAME).read_text())
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    # matplotlib is imported on the first figure, not with this module: the app reads the metadata
+    # through here before its first answer, which must not wait for matplotlib.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
 
 
 def load_history(model_dir: str | Path = MODELS_DIR) -> list[dict]:
@@ -55,7 +67,7 @@ def auroc_text(report: dict) -> str:
 def roc_figure(metrics: dict, split: str, threshold_point: dict | None = None) -> Figure:
     """ROC curve of ``split`` with AUROC and CI in the legend, and the current operating point marked."""
     report = metrics["splits"][split]
-    figure = Figure(figsize=FIGSIZE, layout="constrained")
+    figure = _new_figure(FIGSIZE)
     axes = figure.add_subplot()
     axes.plot(report["roc"]["fpr"], report["roc"]["tpr"], color="tab:blue", lw=2,
               label=f"{split}: AUROC {auroc_text(report)}")
@@ -74,7 +86,7 @@ def roc_figure(metrics: dict, split: str, threshold_point: dict | None = None) -
 def confusion_figure(point: dict) -> Figure:
     """2×2 confusion matrix at one threshold: rows are the true class, columns the prediction."""
     counts = np.array([[point["tn"], point["fp"]], [point["fn"], point["tp"]]])
-    figure = Figure(figsize=(4.2, 3.8), layout="constrained")
+    figure = _new_figure((4.2, 3.8))
     axes = figure.add_subplot()
     axes.imshow(counts, cmap="Blues", vmin=0, vmax=max(int(counts.max()), 1) * 1.25)
     names = (("true negative", "false positive"), ("false negative", "true positive"))
@@ -93,7 +105,7 @@ def calibration_figure(metrics: dict, split: str) -> Figure:
     """Reliability diagram: observed fraction fractured against mean P(fractured), per bin."""
     report = metrics["splits"][split]
     bins = [entry for entry in report["reliability"] if entry["count"]]
-    figure = Figure(figsize=FIGSIZE, layout="constrained")
+    figure = _new_figure(FIGSIZE)
     axes = figure.add_subplot()
     axes.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
     axes.plot([entry["mean_predicted"] for entry in bins], [entry["fraction_positive"] for entry in bins],
@@ -117,7 +129,7 @@ def training_figure(history_rows: list[dict]) -> Figure:
     loss = [float(row["loss"]) for row in history_rows]
     auroc = [float(row["val_auroc"]) for row in history_rows]
     best = int(np.argmax(auroc))
-    figure = Figure(figsize=(6.0, 3.6), layout="constrained")
+    figure = _new_figure((6.0, 3.6))
     left = figure.add_subplot()
     right = left.twinx()
     left.plot(epochs, loss, color="tab:orange", label="training loss")

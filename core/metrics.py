@@ -11,9 +11,10 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import expit, logit
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+
+# scikit-learn and scipy.optimize are imported inside the functions that need them: the app's
+# first answer (threshold sidebar, calibration) must not wait about 0.7 s for them.
 
 _EPS = 1e-7  # keeps logits finite for probabilities of exactly 0 or 1
 
@@ -123,6 +124,8 @@ def auroc_with_ci(labels, probabilities, *, n_bootstrap: int = 2000, confidence:
         have += len(aucs[-1])
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(np.concatenate(aucs), [alpha, 1.0 - alpha])
+    from sklearn.metrics import roc_auc_score
+
     return {"auroc": float(roc_auc_score(y, p)), "ci_low": float(low), "ci_high": float(high),
             "n_bootstrap": int(n_bootstrap)}
 
@@ -144,8 +147,11 @@ def operating_point(labels, probabilities, threshold: float) -> dict:
     t = float(threshold)
     if not (math.isfinite(t) and 0.0 <= t <= 1.0):
         raise ValueError(f"threshold must be a finite number in [0, 1]; got {threshold!r}")
-    pred = (p >= t).astype(np.int64)
-    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, pred, labels=[0, 1]).ravel())
+    predicted, fractured = p >= t, y == 1
+    tp = int(np.count_nonzero(predicted & fractured))
+    fp = int(np.count_nonzero(predicted & ~fractured))
+    fn = int(np.count_nonzero(fractured)) - tp
+    tn = len(y) - tp - fp - fn
     return {"threshold": t, "sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp),
             "ppv": _ratio(tp, tp + fp), "npv": _ratio(tn, tn + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn),
             "accuracy": (tp + tn) / len(y), "tp": tp, "fp": fp, "tn": tn, "fn": fn,
@@ -182,6 +188,8 @@ def choose_thresholds(labels, probabilities, *, min_sensitivity: float = 0.90,
     for name, v in (("min_sensitivity", min_sensitivity), ("min_specificity", min_specificity)):
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{name} must be in [0, 1]; got {v!r}")
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
@@ -253,6 +261,8 @@ def fit_temperature(labels, probabilities) -> float:
     def nll(log_t: float) -> float:
         return float(np.mean(np.logaddexp(0.0, -signed * math.exp(-log_t))))  # stable -log sigmoid
 
+    from scipy.optimize import minimize_scalar
+
     res = minimize_scalar(nll, bounds=(math.log(0.05), math.log(20.0)), method="bounded",
                           options={"xatol": 1e-6})
     return float(math.exp(res.x))
@@ -277,6 +287,8 @@ def roc_points(labels, probabilities, *, max_points: int = 200) -> dict:
     """
     y, p = _validate(labels, probabilities, need_both="ROC curve")
     _check_int("max_points", max_points, 2)
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, thr = roc_curve(y, p)
     keep = np.unique(np.rint(np.linspace(0, len(fpr) - 1, min(max_points, len(fpr)))).astype(np.int64))
     thr = np.where(np.isfinite(thr), thr, 1.0)
