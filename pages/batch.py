@@ -4,7 +4,8 @@ import streamlit as st
 
 from core import ImageReadError, SUPPORTED_FORMATS, decide
 from core.inference import VERDICT_TEXT, results_csv
-from pages.shared import analyse_upload, overlay_png, threshold_sidebar, use_app_navigation, xray_png
+from pages.shared import (analyse_upload, load_classifier, overlay_png, threshold_sidebar, use_app_navigation,
+                          xray_png)
 
 use_app_navigation()
 st.title("Batch")
@@ -12,6 +13,7 @@ threshold = threshold_sidebar()
 uploads = st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True)
 if not uploads:
     st.info("Results appear here as a table: file, P(fractured) and the verdict at the current threshold.")
+    load_classifier()  # now, while the visitor picks files
     st.stop()
 
 rows, readable = [], {}

@@ -17,7 +17,6 @@ use_app_navigation()
 st.title("Bone fracture detection")
 st.caption("Research demo — not a medical device. Do not use for diagnosis.")
 threshold = threshold_sidebar()
-classifier = load_classifier()
 
 controls = st.columns(3)
 method = controls[0].selectbox("Heatmap method", list(METHODS), format_func=METHODS.get,
@@ -28,6 +27,9 @@ colormap = controls[2].selectbox("Colormap", COLORMAPS)
 # No extension filter: DICOM often comes without one, and the reader decides by content.
 uploads = st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})",
                            accept_multiple_files=True)
+# Loaded once the uploader is on screen (the first visitor picks a file meanwhile), and loaded even
+# before any upload so that the first one does not wait for TensorFlow.
+classifier = load_classifier()
 
 for upload in uploads or []:
     st.divider()

@@ -36,7 +36,7 @@ PRESET_HELP = {"screening": "Chosen on val: sensitivity ≥ 0.90", "balanced": "
 @st.cache_resource(show_spinner="Loading the model…")
 def load_classifier() -> FractureClassifier:
     classifier = FractureClassifier.load()
-    classifier.warm_up()
+    classifier.warm_up(explained_only=True)  # the pages only call classify(..., explain=True)
     return classifier
 
 

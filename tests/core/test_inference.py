@@ -123,6 +123,18 @@ def test_warm_up_leaves_predictions_unchanged(classifier, synth):
     np.testing.assert_array_equal(classifier.predict_batch(batch), before)
 
 
+def test_warm_up_for_the_app_traces_only_the_explained_pass(trained_model, sample_paths):
+    fresh = FractureClassifier.load(trained_model.directory)
+    fresh.warm_up(explained_only=True)
+    # Private passes, inspected on purpose: the point is which tf.function was traced at load.
+    assert fresh._forward_explained.experimental_get_tracing_count() == 1
+    assert fresh._forward.experimental_get_tracing_count() == 0
+    fresh.classify(sample_paths[0], explain=True)
+    assert fresh._forward_explained.experimental_get_tracing_count() == 1  # no retrace on a real image
+    fresh.warm_up()
+    assert fresh._forward.experimental_get_tracing_count() == 1
+
+
 def test_one_pass_verdict_and_heatmap_match_the_separate_calls(classifier, sample_paths):
     from core.explain import GradCam
 
