@@ -45,7 +45,7 @@ def browser(paths: list[Path], warm_uploads: int, in_process_ms: float) -> tuple
         figure("streamlit_first_answer", "streamlit run -> first verdict shown (s)",
                measure("as configured: start, page, upload, verdict", once(result["first_verdict_s"]), "s"),
                (part("  of which: server healthy", result["healthy_s"]),
-                part("  of which: uploader shown (model loaded)", result["uploader_shown_s"]),
+                part("  of which: uploader shown", result["uploader_shown_s"]),
                 part("  and the heatmap shown too", result["first_heatmap_s"]),
                 part("with the file watcher on (auto)", watched["first_verdict_s"]),
                 part("  of which: uploader shown", watched["uploader_shown_s"]),
