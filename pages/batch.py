@@ -4,8 +4,8 @@ import streamlit as st
 
 from core import ImageReadError, SUPPORTED_FORMATS, decide
 from core.inference import VERDICT_TEXT, results_csv
-from pages.shared import (analyse_upload, load_classifier, overlay_png, threshold_sidebar, use_app_navigation,
-                          xray_png)
+from pages.shared import (analyse_upload, load_classifier, markdown_literal, overlay_png, threshold_sidebar,
+                          use_app_navigation, xray_png)
 
 use_app_navigation()
 st.title("Batch")
@@ -25,7 +25,9 @@ for index, upload in enumerate(uploads, start=1):
         rows.append({"file": upload.name, "P(fractured)": None, "verdict": f"unreadable: {error}",
                      "looks like an X-ray": None})
     else:
-        readable[upload.name] = upload.getvalue()
+        # Exports often repeat a file name (an IM0001.dcm per study): every upload keeps its own entry.
+        label = upload.name if upload.name not in readable else f"{upload.name} (upload {index})"
+        readable[label] = upload.getvalue()
         rows.append({"file": upload.name, "P(fractured)": round(probability, 4),
                      "verdict": VERDICT_TEXT[decide(probability, threshold)],
                      "looks like an X-ray": "yes" if check.looks_like_radiograph else "no: " + "; ".join(check.reasons)})
@@ -46,5 +48,5 @@ st.download_button("Download CSV", csv_text, "fracture_batch.csv", "text/csv")
 if readable:
     chosen = st.selectbox("Show the heatmap of", list(readable))
     left, right = st.columns(2)
-    left.image(xray_png(readable[chosen]), caption=chosen, width="stretch")
+    left.image(xray_png(readable[chosen]), caption=markdown_literal(chosen), width="stretch")
     right.image(overlay_png(readable[chosen]), caption="Grad-CAM for 'fractured'", width="stretch")

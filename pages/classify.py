@@ -8,8 +8,8 @@ import streamlit as st
 from core import ImageReadError, SUPPORTED_FORMATS, decide
 from core.inference import VERDICT_TEXT, verdict_report
 from core.cam_methods import METHODS, SLOW_METHODS
-from pages.shared import (analyse_upload, load_classifier, overlay_png, threshold_sidebar, use_app_navigation,
-                          xray_png)
+from pages.shared import (analyse_upload, load_classifier, markdown_literal, overlay_png, threshold_sidebar,
+                          use_app_navigation, xray_png)
 
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 
@@ -36,10 +36,10 @@ for upload in uploads or []:
     try:
         probability, _, _, check, _ = analyse_upload(upload.getvalue())
     except ImageReadError as error:
-        st.error(f"Could not read {upload.name}: {error}")
+        st.error(markdown_literal(f"Could not read {upload.name}: {error}"))
         continue
     decision = decide(probability, threshold)
-    headline = f"**{VERDICT_TEXT[decision]}** — {upload.name}: P(fractured) = {probability:.3f} " \
+    headline = f"**{VERDICT_TEXT[decision]}** — {markdown_literal(upload.name)}: P(fractured) = {probability:.3f} " \
                f"(threshold {threshold:.3f})"
     (st.error if decision == "fractured" else st.success)(headline)
     if not check.looks_like_radiograph:

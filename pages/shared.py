@@ -4,6 +4,8 @@ Loaders wrap plain ``core`` functions in Streamlit caches, so the model is built
 process and shared by every session and thread.
 """
 
+import re
+
 import numpy as np
 import streamlit as st
 
@@ -26,6 +28,16 @@ def use_app_navigation() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+# Every ASCII character that CommonMark, Streamlit's colour/icon directives (":red[…]",
+# ":material/…:") or its LaTeX ("$…$") give a meaning; a backslash makes each one literal.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$/])")
+
+
+def markdown_literal(text: str) -> str:
+    """``text`` escaped so that Streamlit's markdown shows it as typed (file names, messages quoting a file)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 PRESETS = ("screening", "balanced", "specific")

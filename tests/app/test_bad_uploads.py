@@ -18,6 +18,7 @@ from core.imaging import MAX_FILE_BYTES
 # tests/ is not a package: tf-keras-vis installs a top-level "tests" package that would shadow it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from corpus import CASES, Reads, Rejected  # noqa: E402
+from page_text import shown  # noqa: E402
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
 BATCH = str(PROJECT_DIR / "pages" / "batch.py")
@@ -25,7 +26,7 @@ TIMEOUT = 120  # the first run in the process imports TensorFlow and loads the m
 
 
 def _messages(app: AppTest) -> list[str]:
-    return [element.value for element in [*app.success, *app.error, *app.warning, *app.info]]
+    return [shown(element.value) for element in [*app.success, *app.error, *app.warning, *app.info]]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
@@ -42,7 +43,7 @@ def test_upload_on_the_classify_page(case):
         assert len(app.image) == 2  # the X-ray and its heatmap
         assert not any("Could not read" in text for text in messages)
     else:
-        errors = [element.value for element in app.error]
+        errors = [shown(element.value) for element in app.error]
         assert len(errors) == 1, errors
         assert errors[0].startswith(f"Could not read {case.file_name}: ")
         assert case.expected.message in errors[0]

@@ -8,6 +8,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_DIR
+from page_text import shown
 
 PAGE = str(PROJECT_DIR / "pages" / "batch.py")
 
@@ -32,7 +33,7 @@ def test_batch_of_three_gives_three_rows_a_csv_and_a_heatmap():
     assert download.label == "Download CSV"
     assert len(app.image) == 2  # the chosen row's X-ray and overlay
     app.selectbox[0].set_value("x2.png").run()
-    assert not app.exception and app.image[0].proto.imgs[0].caption == "x2.png"
+    assert not app.exception and shown(app.image[0].proto.imgs[0].caption) == "x2.png"
 
 
 def test_unreadable_file_becomes_a_row_not_a_crash():
@@ -43,3 +44,19 @@ def test_unreadable_file_becomes_a_row_not_a_crash():
     assert not app.exception
     table = app.dataframe[0].value
     assert table.loc[table["file"] == "bad.jpg", "verdict"].iloc[0].startswith("unreadable: expected an image file")
+
+
+def test_uploads_with_the_same_name_keep_their_own_rows_and_heatmaps():
+    app = AppTest.from_file(PAGE, default_timeout=120)
+    app.run()
+    app.file_uploader[0].set_value([("IM0001.png", _png_bytes(i), "image/png") for i in range(3)]).run()
+    assert not app.exception
+    assert list(app.dataframe[0].value["file"]) == ["IM0001.png"] * 3
+    options = app.selectbox[0].options
+    assert options == ["IM0001.png", "IM0001.png (upload 2)", "IM0001.png (upload 3)"]
+    shown_images = set()
+    for option in options:
+        app.selectbox[0].set_value(option).run()
+        assert not app.exception and shown(app.image[0].proto.imgs[0].caption) == option
+        shown_images.add(app.image[0].proto.imgs[0].url)
+    assert len(shown_images) == 3  # three different X-rays, not the last one three times

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_DIR
 from core.heldout import HeldOutPredictions, describe_costs
+from page_text import shown
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
 TIMEOUT = 120  # the first run imports TensorFlow and loads the model
@@ -23,7 +24,7 @@ def _png_bytes(seed: int = 1) -> bytes:
 
 
 def _verdicts(app: AppTest) -> list[str]:
-    return [element.value for element in [*app.success, *app.error]]
+    return [shown(element.value) for element in [*app.success, *app.error]]
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_several_uploads_each_get_a_verdict_and_a_bad_one_a_clear_message(app):
     assert not app.exception
     verdicts = _verdicts(app)
     assert any("one.png" in text for text in verdicts) and any("two.png" in text for text in verdicts)
-    messages = [element.value for element in app.error]
+    messages = [shown(element.value) for element in app.error]
     assert any("Could not read notes.png" in text and "expected an image file" in text for text in messages)
     assert len(app.image) == 4
 
@@ -120,3 +121,20 @@ def test_a_real_radiograph_gets_no_warning(app):
     app.file_uploader[0].upload("xray.jpg", image.read_bytes(), "image/jpeg").run()
     assert not app.exception
     assert len(_verdicts(app)) == 1 and not app.warning
+
+
+MARKDOWN_NAMES = ("x*ray*_1_.png", "cost $5 and $6.png", ":red[alert] :material/warning: [a](b).png",
+                  "# `code` <b>bold</b> back\\slash.png")
+
+
+@pytest.mark.parametrize("name", MARKDOWN_NAMES)
+def test_a_file_name_is_shown_as_typed_not_as_markdown(app, name):
+    app.file_uploader[0].upload(name, _png_bytes(3), "image/png").run()
+    assert not app.exception
+    verdicts = _verdicts(app)
+    assert len(verdicts) == 1 and f"— {name}: P(fractured)" in verdicts[0]
+    unreadable = name.replace(".png", ".jpg")
+    app.file_uploader[0].upload(unreadable, b"<html>*not*</html>", "image/jpeg").run()
+    errors = [shown(element.value) for element in app.error]
+    assert any(error.startswith(f"Could not read {unreadable}: ") and "'<html>*not*</htm'" in error
+               for error in errors), errors

@@ -34,6 +34,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_DIR
+from page_text import shown
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
 BATCH = str(PROJECT_DIR / "pages" / "batch.py")
@@ -139,7 +140,7 @@ def _page_bytes(app: AppTest) -> bytes:
 
 
 def _leaks(blob: bytes | str) -> list[str]:
-    text = (blob.decode("utf-8", "replace") if isinstance(blob, bytes) else blob).lower()
+    text = shown((blob.decode("utf-8", "replace") if isinstance(blob, bytes) else blob).lower())
     return [secret for secret in SECRETS if secret in text]
 
 
@@ -287,7 +288,7 @@ def test_dicom_patient_data_is_never_shown_on_classify(all_logs, capfd, recwarn,
     assert len(app.image) == 2 and len(app.get("download_button")) == 2
 
     page = _page_bytes(app)
-    assert b"visible_probe_study" in page
+    assert "visible_probe_study" in shown(page.decode("utf-8", "replace"))
     assert _leaks(page) == []
     report = _download(app, "Report (JSON)", media_files)
     assert json.loads(report)["file_name"] == name
@@ -324,7 +325,7 @@ def test_unreadable_dicom_error_message_has_no_patient_data(broken, all_logs, ca
     app.run()
     app.file_uploader[0].set_value([("probe.dcm", broken(), "application/dicom")]).run()
     assert not app.exception
-    messages = [element.value for element in app.error]
+    messages = [shown(element.value) for element in app.error]
     assert any(message.startswith("Could not read probe.dcm:") and "DICOM" in message for message in messages), messages
     assert _leaks("\n".join(messages)) == [] and _leaks(_page_bytes(app)) == []
     _assert_no_leak_in_logs_or_output(all_logs, capfd, recwarn)
