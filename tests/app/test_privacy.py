@@ -28,13 +28,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_DIR
 from page_text import shown
+
+# tests/ is not a package: tf-keras-vis installs a top-level "tests" package that would shadow it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from corpus import dicom_bytes  # noqa: E402
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
 BATCH = str(PROJECT_DIR / "pages" / "batch.py")
@@ -78,25 +80,9 @@ def _encode(pixels: np.ndarray, fmt: str) -> bytes:
 
 
 def _dicom(seed: int, *, pixel_data: bytes | None = None) -> bytes:
-    """A 16-bit DX DICOM with the patient tags above, built in memory (as in test_imaging)."""
+    """A 12-bit DX DICOM with the patient tags above, built in memory by the corpus's builder."""
     pixels = _radiograph(seed).astype(np.uint16) * 16
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray for presentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    for keyword, value in PATIENT_TAGS.items():
-        setattr(ds, keyword, value)
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.tobytes() if pixel_data is None else pixel_data
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    data = buffer.getvalue()
+    data = dicom_bytes(pixels, pixel_data=pixel_data, BitsStored=12, HighBit=11, **PATIENT_TAGS)
     assert all(value.encode() in data for value in PATIENT_TAGS.values())  # the tags are really in it
     return data
 

@@ -2,23 +2,24 @@
 
 import io
 import struct
+import sys
 import time
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
+
 from pydicom.encaps import encapsulate
-from pydicom.uid import (
-    ExplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGLSLossless,
-    generate_uid,
-)
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
 
 from core.imaging import SUPPORTED_FORMATS, ImageReadError, read_image
+
+# tests/ is not a package: tf-keras-vis installs a top-level "tests" package that would shadow it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from corpus import dicom_bytes  # noqa: E402
 
 EXPECTED = "expected an image file"
 
@@ -272,31 +273,6 @@ def test_max_pixels_parameter():
 
 
 # --- DICOM ----------------------------------------------------------------------------
-
-def dicom_bytes(pixels=None, *, photometric="MONOCHROME2", ts=ExplicitVRLittleEndian,
-                pixel_data=None, **tags) -> bytes:
-    pixels = np.zeros((8, 8), np.uint16) if pixels is None else np.asarray(pixels, np.uint16)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray for presentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ts
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    if pixels.ndim == 3:
-        ds.NumberOfFrames = pixels.shape[0]
-    if pixel_data is not False:
-        ds.PixelData = pixels.tobytes() if pixel_data is None else pixel_data
-    for key, value in tags.items():
-        setattr(ds, key, value)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
 
 def bright_left(h=6, w=8, lo=100, hi=4000):
     arr = np.full((h, w), lo, np.uint16)

@@ -5,6 +5,7 @@ threshold with the keyboard, checks the verdict and the test-split figures chang
 page, and saves screenshots under tests/e2e/screenshots/ (git-ignored).
 """
 
+import contextlib
 import io
 import os
 import shutil
@@ -26,6 +27,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = PROJECT_DIR / "tests" / "e2e" / "screenshots"
+XRAY_NAME = "x*ray*_[1]_$2$.jpg"
 PAGES = {"performance": "Model performance", "batch": "Batch", "about": "About this model"}
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -65,7 +67,8 @@ def server():
 @pytest.fixture(scope="module")
 def xray(tmp_path_factory) -> Path:
     shared = PROJECT_DIR.parent / "shared" / "datasets" / "fracatlas" / "images" / "fractured" / "IMG0000144.jpg"
-    target = tmp_path_factory.mktemp("upload") / "xray.jpg"
+    # Markdown in the name: the page must show it as typed (pages.shared.markdown_literal).
+    target = tmp_path_factory.mktemp("upload") / XRAY_NAME
     if shared.is_file():
         shutil.copy(shared, target)
     else:
@@ -74,64 +77,66 @@ def xray(tmp_path_factory) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def _page_at(url: str):
+    """A headless Chromium page opened on ``url``; the browser is closed afterwards."""
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, timeout=60_000)
+            yield page
+        finally:
+            browser.close()
+
+
 def _sidebar_costs(page) -> str:
     return page.locator("[data-testid=stSidebar] [data-testid=stCaptionContainer]").last.inner_text()
 
 
 def test_a_deep_link_on_a_fresh_server_opens_inside_the_app(server):
     # Runs first, on the fresh server: Streamlit's legacy pages/ mode is still on then.
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{server}/batch", timeout=60_000)
-            page.get_by_role("heading", name="Batch").first.wait_for(timeout=120_000)
-            page.locator("[data-testid=stSidebar] >> text=Decision threshold").wait_for(timeout=60_000)
-            navigation = page.locator("[data-testid=stSidebarNav]").inner_text()
-            assert "Model performance" in navigation and "shared" not in navigation
-        finally:
-            browser.close()
+    with _page_at(f"{server}/batch") as page:
+        page.get_by_role("heading", name="Batch").first.wait_for(timeout=120_000)
+        page.locator("[data-testid=stSidebar] >> text=Decision threshold").wait_for(timeout=60_000)
+        navigation = page.locator("[data-testid=stSidebarNav]").inner_text()
+        assert "Model performance" in navigation and "shared" not in navigation
 
 
 def test_upload_threshold_and_every_page(server, xray):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server, timeout=60_000)
-            page.wait_for_selector("input[type=file]", state="attached", timeout=120_000)
-            page.set_input_files("input[type=file]", str(xray))
-            verdict = page.locator("text=/Fracture suspected|No fracture detected/").first
-            verdict.wait_for(timeout=120_000)
-            page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 2",
-                                   timeout=60_000)
-            page.screenshot(path=str(SCREENSHOTS / "classify.png"), full_page=True)
-            first_verdict, first_costs = verdict.inner_text(), _sidebar_costs(page)
+    with _page_at(server) as page:
+        page.wait_for_selector("input[type=file]", state="attached", timeout=120_000)
+        page.set_input_files("input[type=file]", str(xray))
+        verdict = page.locator("text=/Fracture suspected|No fracture detected/").first
+        verdict.wait_for(timeout=120_000)
+        page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 2",
+                               timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "classify.png"), full_page=True)
+        first_verdict, first_costs = verdict.inner_text(), _sidebar_costs(page)
+        assert f"— {XRAY_NAME}: P(fractured)" in page.locator("[data-testid=stAlert]").first.inner_text()
 
-            slider = page.locator("[data-testid=stSidebar] [data-testid=stSlider] input[type=range]")
-            slider.focus()
-            page.keyboard.press("End")  # threshold 1.0: nothing is called a fracture
-            page.locator("text=No fracture detected").first.wait_for(timeout=30_000)
-            page.wait_for_function(
-                "(before) => { const c = document.querySelectorAll('[data-testid=stSidebar] "
-                "[data-testid=stCaptionContainer]'); return c[c.length - 1].innerText !== before; }",
-                arg=first_costs, timeout=30_000)
-            assert _sidebar_costs(page) != first_costs
-            page.keyboard.press("Home")  # threshold 0.0: everything is
-            page.locator("text=Fracture suspected").first.wait_for(timeout=30_000)
-            assert "Fracture suspected" in page.locator("text=/Fracture suspected/").first.inner_text()
-            assert first_verdict  # the first answer came before any slider move
-            page.screenshot(path=str(SCREENSHOTS / "classify_threshold_0.png"), full_page=True)
+        slider = page.locator("[data-testid=stSidebar] [data-testid=stSlider] input[type=range]")
+        slider.focus()
+        page.keyboard.press("End")  # threshold 1.0: nothing is called a fracture
+        page.locator("text=No fracture detected").first.wait_for(timeout=30_000)
+        page.wait_for_function(
+            "(before) => { const c = document.querySelectorAll('[data-testid=stSidebar] "
+            "[data-testid=stCaptionContainer]'); return c[c.length - 1].innerText !== before; }",
+            arg=first_costs, timeout=30_000)
+        assert _sidebar_costs(page) != first_costs
+        page.keyboard.press("Home")  # threshold 0.0: everything is
+        page.locator("text=Fracture suspected").first.wait_for(timeout=30_000)
+        assert "Fracture suspected" in page.locator("text=/Fracture suspected/").first.inner_text()
+        assert first_verdict  # the first answer came before any slider move
+        page.screenshot(path=str(SCREENSHOTS / "classify_threshold_0.png"), full_page=True)
 
-            for path, title in PAGES.items():
-                page.goto(f"{server}/{path}", timeout=60_000)
-                page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
-                page.wait_for_timeout(1500)
-                assert page.locator("[data-testid=stException]").count() == 0
-                page.screenshot(path=str(SCREENSHOTS / f"{path}.png"), full_page=True)
-        finally:
-            browser.close()
+        for path, title in PAGES.items():
+            page.goto(f"{server}/{path}", timeout=60_000)
+            page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+            page.wait_for_timeout(1500)
+            assert page.locator("[data-testid=stException]").count() == 0
+            page.screenshot(path=str(SCREENSHOTS / f"{path}.png"), full_page=True)
 
 
 def test_a_file_over_the_upload_limit_gets_streamlits_size_message(server, tmp_path):
@@ -140,27 +145,21 @@ def test_a_file_over_the_upload_limit_gets_streamlits_size_message(server, tmp_p
     # a byte reaches the app; tests/app/test_bad_uploads.py covers what the app says if one does.
     huge = tmp_path / "huge.png"
     huge.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(51 * 1024 * 1024 - 8))
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server, timeout=60_000)
-            page.wait_for_selector("input[type=file]", state="attached", timeout=120_000)
-            page.set_input_files("input[type=file]", str(huge))
-            chip = page.locator("[data-testid=stFileChip]", has_text="huge.png")
-            chip.wait_for(timeout=60_000)
-            assert chip.get_attribute("aria-invalid") == "true"
-            # Streamlit 1.67 marks the file red and says why in an alert for screen readers
-            # and in a tooltip on hover.
-            assert chip.get_by_role("alert").inner_text() == "Error: File must be 50.0MB or smaller."
-            page.locator("[data-testid=stTooltipErrorHoverTarget]", has=chip).hover()
-            tooltip = page.locator("[data-testid=stTooltipErrorContent]")
-            tooltip.wait_for(timeout=10_000)
-            assert tooltip.inner_text() == "File must be 50.0MB or smaller."
-            page.wait_for_timeout(1500)  # a rerun, had there been one, would have shown by now
-            assert page.locator("[data-testid=stException]").count() == 0
-            assert page.locator("text=/Fracture suspected|No fracture detected|Could not read/").count() == 0
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "over_upload_limit.png"), full_page=True)
-        finally:
-            browser.close()
+    with _page_at(server) as page:
+        page.wait_for_selector("input[type=file]", state="attached", timeout=120_000)
+        page.set_input_files("input[type=file]", str(huge))
+        chip = page.locator("[data-testid=stFileChip]", has_text="huge.png")
+        chip.wait_for(timeout=60_000)
+        assert chip.get_attribute("aria-invalid") == "true"
+        # Streamlit 1.67 marks the file red and says why in an alert for screen readers
+        # and in a tooltip on hover.
+        assert chip.get_by_role("alert").inner_text() == "Error: File must be 50.0MB or smaller."
+        page.locator("[data-testid=stTooltipErrorHoverTarget]", has=chip).hover()
+        tooltip = page.locator("[data-testid=stTooltipErrorContent]")
+        tooltip.wait_for(timeout=10_000)
+        assert tooltip.inner_text() == "File must be 50.0MB or smaller."
+        page.wait_for_timeout(1500)  # a rerun, had there been one, would have shown by now
+        assert page.locator("[data-testid=stException]").count() == 0
+        assert page.locator("text=/Fracture suspected|No fracture detected|Could not read/").count() == 0
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "over_upload_limit.png"), full_page=True)
