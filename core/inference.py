@@ -169,9 +169,10 @@ class FractureClassifier:
         """
         size = self.preprocess_config.image_size
         blank = np.zeros((1, size, size, 1), np.uint8)
-        if self._forward_explained is not None:
+        explainable = self._forward_explained is not None
+        if explainable:
             self._forward_explained(blank.astype(np.float32))
-        if not (explained_only and self._forward_explained is not None):
+        if not (explainable and explained_only):
             self.predict_batch(blank)
 
     @property
