@@ -1,34 +1,38 @@
-"""Bone fracture detection: read radiographs, classify them, explain the verdict.
+"""Bone fracture detection, as served: read a radiograph, classify it, explain the verdict.
 
-The public API is small: read an image, load the classifier, classify, explain.
+The public API is small: load, classify, decide, draw.
 
-    >>> from core import FractureClassifier, GradCam
-    >>> classifier = FractureClassifier.load()
-    >>> result = classifier.classify(open("xray.jpg", "rb").read())
-    >>> result.probability_fractured
+    >>> from core import FractureClassifier
+    >>> classifier = FractureClassifier.load()               # the model shipped in models/
+    >>> result = classifier.classify(open("xray.jpg", "rb").read(), heatmap="gradcam")
+    >>> result.probability_fractured, result.decision(classifier.thresholds["screening"])
 
-TensorFlow is imported only when a model is loaded or built, so reading and preprocessing
-images stays light.
+``core`` never imports ``training``, ``pages`` or streamlit. TensorFlow is imported only when a
+model is loaded, so reading and preprocessing images stays light.
 """
 
-from core.cam_methods import METHODS as HEATMAP_METHODS, Explainer
-from core.explain import GradCam, heatmap_to_image, overlay_heatmap
+from core.classifier import FractureClassifier, ImageResult
+from core.heatmaps import METHODS, HeatmapExplainer
 from core.imaging import SUPPORTED_FORMATS, ImageReadError, read_image
-from core.inference import Classification, FractureClassifier, decide
+from core.overlay import encode_png, heatmap_to_image, overlay_heatmap, overlay_on_original
 from core.preprocessing import PreprocessConfig, preprocess
+from core.thresholds import PRESETS, OperatingThresholds, decide
 
 __all__ = [
-    "Classification",
-    "Explainer",
     "FractureClassifier",
-    "GradCam",
-    "HEATMAP_METHODS",
+    "HeatmapExplainer",
     "ImageReadError",
+    "ImageResult",
+    "METHODS",
+    "OperatingThresholds",
+    "PRESETS",
     "PreprocessConfig",
     "SUPPORTED_FORMATS",
     "decide",
+    "encode_png",
     "heatmap_to_image",
     "overlay_heatmap",
+    "overlay_on_original",
     "preprocess",
     "read_image",
 ]

@@ -1,22 +1,17 @@
 """Figures and tables of the shipped model's held-out results, from the files ``core`` writes.
 
-Everything here reads ``models/metrics.json``, ``models/history.csv`` and
-``models/probabilities.csv``; nothing runs the network. Figures are ``matplotlib.figure.Figure``
+Everything here draws what :mod:`core.artifacts` read from ``models/`` (metrics, history and
+stored probabilities); nothing runs the network. Figures are ``matplotlib.figure.Figure``
 objects built without pyplot's global state, so several app sessions can draw at once.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.config import (HISTORY_FILENAME, METADATA_FILENAME, METRICS_FILENAME, MODELS_DIR,
-                         PROBABILITIES_FILENAME)
-from core.data import region_group
+from core.heldout import region_group
 from core.metrics import operating_point
 
 if TYPE_CHECKING:
@@ -26,33 +21,12 @@ CLASS_LABELS = ("not fractured", "fractured")
 FIGSIZE = (5.0, 4.0)
 
 
-def load_metrics(model_dir: str | Path = MODELS_DIR) -> dict:
-    return json.loads((Path(model_dir) / METRICS_FILENAME).read_text())
-
-
-def load_metadata(model_dir: str | Path = MODELS_DIR) -> dict:
-    return json.loads((Path(model_dir) / METADATA_FILENAME).read_text())
-
-
 def _new_figure(figsize: tuple[float, float]) -> Figure:
     # matplotlib is imported on the first figure, not with this module: the app reads the metadata
     # through here before its first answer, which must not wait for matplotlib.
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained")
-
-
-def load_history(model_dir: str | Path = MODELS_DIR) -> list[dict]:
-    """``history.csv`` as a list of {"epoch": int, "loss": float, "val_auroc": float, ...}."""
-    with open(Path(model_dir) / HISTORY_FILENAME, newline="") as handle:
-        return [{key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
-                for row in csv.DictReader(handle)]
-
-
-def load_probability_rows(model_dir: str | Path = MODELS_DIR) -> list[dict]:
-    """``probabilities.csv`` rows as written by ``python -m core.evaluate`` (all values strings)."""
-    with open(Path(model_dir) / PROBABILITIES_FILENAME, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def auroc_text(report: dict) -> str:
@@ -155,15 +129,13 @@ def _subgroup_mask(name: str, rows: list[dict]) -> np.ndarray:
     raise ValueError(f"unknown subgroup {name!r}")
 
 
-def subgroup_rows(metrics: dict, split: str, threshold: float, probability_rows: list[dict] | None = None,
-                  model_dir: str | Path = MODELS_DIR) -> list[dict]:
+def subgroup_rows(metrics: dict, split: str, threshold: float, probability_rows: list[dict]) -> list[dict]:
     """One table row per subgroup: size, AUROC with CI, and sensitivity/specificity at ``threshold``.
 
     AUROC comes from ``metrics.json``; sensitivity and specificity are recounted from the stored
     probabilities, because ``metrics.json`` holds only the three preset thresholds.
     """
-    rows = [row for row in (probability_rows if probability_rows is not None
-                            else load_probability_rows(model_dir)) if row["split"] == split]
+    rows = [row for row in probability_rows if row["split"] == split]
     labels = np.array([int(row["label"]) for row in rows])
     probabilities = np.array([float(row["probability_fractured"]) for row in rows])
     table = []

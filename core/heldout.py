@@ -1,4 +1,4 @@
-"""What a threshold does on held-out data, from the probabilities ``core.evaluate`` stored.
+"""What a threshold does on held-out data, from the probabilities ``training.evaluate`` stored.
 
 The app shows these figures beside its threshold slider: moving the slider re-counts stored
 probabilities and never runs the network.
@@ -6,13 +6,10 @@ probabilities and never runs the network.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from core.config import MODELS_DIR, PROBABILITIES_FILENAME
 from core.metrics import operating_point
 
 
@@ -25,23 +22,17 @@ class HeldOutPredictions:
     probabilities: np.ndarray
 
     @classmethod
-    def load(cls, model_dir: str | Path = MODELS_DIR, split: str = "test") -> "HeldOutPredictions":
-        """Reads ``probabilities.csv`` written by ``python -m core.evaluate``.
+    def from_rows(cls, rows: list[dict], split: str) -> "HeldOutPredictions":
+        """From ``probabilities.csv`` rows (see :func:`core.artifacts.load_probability_rows`).
 
         Raises:
-            FileNotFoundError: if the file is missing.
-            ValueError: if it holds no rows for ``split``.
+            ValueError: if no row belongs to ``split``.
         """
-        path = Path(model_dir) / PROBABILITIES_FILENAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found; run python -m core.evaluate")
-        with open(path, newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row["split"] == split]
-        if not rows:
-            raise ValueError(f"{path} has no rows for split {split!r}")
-        return cls(split,
-                   np.array([int(row["label"]) for row in rows]),
-                   np.array([float(row["probability_fractured"]) for row in rows]))
+        members = [row for row in rows if row["split"] == split]
+        if not members:
+            raise ValueError(f"the stored probabilities hold no rows for split {split!r}")
+        return cls(split, np.array([int(row["label"]) for row in members]),
+                   np.array([float(row["probability_fractured"]) for row in members]))
 
     def at_threshold(self, threshold: float) -> dict:
         """Sensitivity, specificity, PPV, NPV and counts at ``threshold`` (see core.metrics)."""
@@ -53,3 +44,12 @@ def describe_costs(point: dict) -> str:
     alarms = "false alarm" if point["fp"] == 1 else "false alarms"
     return (f"catches {point['tp']} of {point['n_positive']} fractures; "
             f"{point['fp']} {alarms} in {point['n_negative']} normals")
+
+
+def region_group(region: str) -> str:
+    """The body-region subgroup reported for an image.
+
+    Multi-region images ("hand+hip+mixed") come in a dozen rare combinations; one "mixed" group
+    keeps each reported row large enough to mean something.
+    """
+    return "mixed" if "+" in region else region

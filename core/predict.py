@@ -17,18 +17,20 @@ import json
 import sys
 from pathlib import Path
 
-from core.config import MODELS_DIR, THRESHOLD_NAMES
+from core.classifier import FractureClassifier, ImageResult
+from core.config import MODELS_DIR
 from core.imaging import ImageReadError
-from core.inference import FractureClassifier, decide
+from core.overlay import encode_png, overlay_on_original
+from core.thresholds import DEFAULT_PRESET, PRESET_NAMES
 
-DEFAULT_THRESHOLD = "balanced"
+DEFAULT_THRESHOLD = DEFAULT_PRESET
 
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m core.predict", description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", help="image files: PNG, JPEG, BMP, TIFF, WebP, GIF or DICOM")
     parser.add_argument("--threshold", default=DEFAULT_THRESHOLD,
-                        help=f"a number in [0, 1] or one of {', '.join(THRESHOLD_NAMES)} "
+                        help=f"a number in [0, 1] or one of {', '.join(PRESET_NAMES)} "
                              f"(default: {DEFAULT_THRESHOLD})")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--heatmap-dir", type=Path, help="write a Grad-CAM overlay PNG per image here")
@@ -44,27 +46,25 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        threshold = classifier.resolve_threshold(args.threshold)
+        threshold = classifier.thresholds.resolve(args.threshold)
     except ValueError as error:
         parser.error(str(error))
-    explainer = None
+    heatmap = None
     if args.heatmap_dir is not None:
-        from core.explain import GradCam
-
         args.heatmap_dir.mkdir(parents=True, exist_ok=True)
-        explainer = GradCam(classifier.model, classifier.metadata["cam_layer"])
+        heatmap = "gradcam"  # from the same pass as the verdict
 
     failures, overlay_names = 0, set()
     for path in args.images:
         try:
-            result = classifier.classify(Path(path))
+            result = classifier.classify(Path(path), heatmap=heatmap)
         except ImageReadError as error:
             failures += 1
             _report_error(path, error, as_json=args.json)
             continue
-        decision = decide(result.probability_fractured, threshold)
-        if explainer is not None:
-            _write_heatmap(args.heatmap_dir, _unique_name(path, overlay_names), result, explainer, classifier)
+        decision = result.decision(threshold)
+        if heatmap is not None:
+            _write_overlay(args.heatmap_dir / _unique_name(path, overlay_names), result, classifier)
         check = result.radiograph_check
         if args.json:
             record = {"path": path, "probability_fractured": round(result.probability_fractured, 6),
@@ -98,12 +98,9 @@ def _unique_name(path: str, taken: set[str]) -> str:
     return name
 
 
-def _write_heatmap(folder: Path, name: str, result, explainer, classifier) -> None:
-    from core.explain import encode_png, overlay_on_original
-
-    overlay = overlay_on_original(result.image, explainer(result.model_input[None])[0],
-                                  classifier.preprocess_config)
-    (folder / name).write_bytes(encode_png(overlay))
+def _write_overlay(path: Path, result: ImageResult, classifier: FractureClassifier) -> None:
+    overlay = overlay_on_original(result.image, result.heatmap, classifier.preprocess_config)
+    path.write_bytes(encode_png(overlay))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Evaluation CLI: the shipped model on val and test, overall and by subgroup.
 
-    python -m core.evaluate [--data-dir ../shared/datasets/fracatlas] [--model-dir models]
+    python -m training.evaluate [--data-dir ../shared/datasets/fracatlas] [--model-dir models]
 
 Thresholds and temperature come from the model's metadata (chosen on val at training time);
 nothing is fitted here. Writes ``metrics.json`` and ``probabilities.csv`` (one calibrated
@@ -19,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import DEFAULT_DATA_DIR, METRICS_FILENAME, MODELS_DIR, PROBABILITIES_FILENAME
-from core.data import load_arrays, load_index, region_group, split_hash
-from core.inference import FractureClassifier
-from core.metrics import summarise
+from core.classifier import FractureClassifier
+from core.config import METRICS_FILENAME, MODELS_DIR, PROBABILITIES_FILENAME
+from core.heldout import region_group
+from training.config import DEFAULT_DATA_DIR
+from training.data import load_arrays, load_index, split_hash
+from training.metrics import summarise
 
 REPORTED_SPLITS = ("val", "test")
 SUBGROUP_BOOTSTRAP = 500
@@ -37,7 +39,7 @@ def evaluate(classifier: FractureClassifier, samples, *, n_bootstrap: int = 2000
     metrics = {
         "model_version": classifier.version,
         "split_hash": split_hash(samples),
-        "thresholds": classifier.thresholds,
+        "thresholds": dict(classifier.thresholds.values),
         "temperature": classifier.temperature,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "splits": {},
@@ -50,7 +52,7 @@ def evaluate(classifier: FractureClassifier, samples, *, n_bootstrap: int = 2000
         images, labels = load_arrays(members, classifier.preprocess_config)
         probabilities = classifier.predict_batch(images)
         metrics["splits"][split] = _split_report(members, labels, probabilities,
-                                                 classifier.thresholds, n_bootstrap)
+                                                 classifier.thresholds.values, n_bootstrap)
         rows += [{"image_id": sample.image_id, "split": split, "label": int(label),
                   "region": sample.region, "hardware": "" if sample.hardware is None else sample.hardware,
                   "probability_fractured": f"{probability:.6f}"}
@@ -100,7 +102,7 @@ def format_report(metrics: dict, split: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--model-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--n-bootstrap", type=int, default=2000)

@@ -1,6 +1,6 @@
 """Markdown tables for the model card, rendered from ``models/metrics.json``.
 
-    python -m core.report [--model-dir models]
+    python -m training.report [--model-dir models]
 
 The model card's figures are pasted from this output, so they are never typed by hand.
 """
@@ -56,7 +56,7 @@ def subgroup_table(metrics: dict, split: str, threshold_name: str = "balanced") 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.report", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=MODELS_DIR)
     args = parser.parse_args(argv)
     metrics = json.loads((args.model_dir / METRICS_FILENAME).read_text())

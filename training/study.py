@@ -1,6 +1,6 @@
 """Model study: trains each candidate configuration and tabulates val AUROC, time and speed.
 
-    python -m core.study --data-dir ../shared/datasets/fracatlas [--only NAME ...]
+    python -m training.study --data-dir ../shared/datasets/fracatlas [--only NAME ...]
 
 Each run writes to ``runs/NAME/``; the table (Markdown) goes to stdout and ``runs/study.md``.
 Choices are made on val only; the test split is never read here.
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import DEFAULT_DATA_DIR, HISTORY_FILENAME, METADATA_FILENAME, PROJECT_DIR
-from core import train as training
+from core.classifier import FractureClassifier
+from core.config import HISTORY_FILENAME, METADATA_FILENAME
+from training.config import DEFAULT_DATA_DIR, RUNS_DIR
+from training import train
 
-RUNS_DIR = PROJECT_DIR / "runs"
 
 # name -> (what it changes, train.py arguments). The first row is the original design.
 CANDIDATES = {
@@ -50,8 +51,6 @@ CANDIDATES = {
 
 def inference_ms(model_dir: Path, repeats: int = 100) -> float:
     """Median time of one single-image compiled forward pass, in milliseconds."""
-    from core.inference import FractureClassifier
-
     classifier = FractureClassifier.load(model_dir)
     size = classifier.preprocess_config.image_size
     image = np.zeros((1, size, size, 1), np.uint8)
@@ -90,7 +89,7 @@ def table(names) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.study", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.study", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--only", nargs="*", choices=sorted(CANDIDATES), default=None)
@@ -101,7 +100,7 @@ def main(argv=None) -> int:
         output_dir = RUNS_DIR / name
         print(f"== {name}", flush=True)
         # Candidate arguments come last so that a candidate may override --epochs.
-        training.main(["--data-dir", str(args.data_dir), "--epochs", str(args.epochs),
+        train.main(["--data-dir", str(args.data_dir), "--epochs", str(args.epochs),
                        "--output-dir", str(output_dir)] + CANDIDATES[name][1].split())
         metadata_path = output_dir / METADATA_FILENAME
         metadata = json.loads(metadata_path.read_text())

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import CACHE_DIR, CLASS_NAMES, SPLITS
+from core.config import CLASS_NAMES, SPLITS
 from core.imaging import ImageReadError, read_image
 from core.preprocessing import PreprocessConfig, preprocess
+from training.config import CACHE_DIR
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
 
@@ -113,15 +114,6 @@ def _index_from_folders(data_dir: Path) -> list[Sample]:
                 if path.suffix.lower() in IMAGE_SUFFIXES:
                     samples.append(Sample(path.stem, path, CLASS_NAMES.index(class_name), split))
     return samples
-
-
-def region_group(region: str) -> str:
-    """The body-region subgroup reported for an image.
-
-    Multi-region images ("hand+hip+mixed") come in a dozen rare combinations; one "mixed" group
-    keeps each reported row large enough to mean something.
-    """
-    return "mixed" if "+" in region else region
 
 
 def split_hash(samples: list[Sample]) -> str:

@@ -1,11 +1,11 @@
 """Rebuild this project's FracAtlas split from the official download.
 
-    python -m core.fracatlas_split /path/to/FracAtlas
+    python -m training.fracatlas_split /path/to/FracAtlas
 
 The official archive (Abedeen et al., Scientific Data 10, 521, 2023; figshare
 doi:10.6084/m9.figshare.22363012) holds ``images/Fractured``, ``images/Non_fractured`` and
 ``dataset.csv``. This writes ``labels.csv`` into that folder using ``docs/fracatlas-split.csv``
-(image ids and splits only), after which ``python -m core.train --data-dir /path/to/FracAtlas``
+(image ids and splits only), after which ``python -m training.train --data-dir /path/to/FracAtlas``
 trains on exactly our split. Images not in the split list (the ten duplicates and the one
 contradictory label we removed) are left out.
 """
@@ -56,7 +56,7 @@ def build_labels(download_dir: Path, split_list: Path = SPLIT_LIST) -> list[dict
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.fracatlas_split", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.fracatlas_split", description=__doc__.splitlines()[0])
     parser.add_argument("download_dir", type=Path, help="the unpacked official FracAtlas folder")
     args = parser.parse_args(argv)
     try:

@@ -13,12 +13,12 @@ neither of which ever hides the verdict:
   1 % of val radiographs are flagged (deep nearest-neighbour OOD detection: Sun et al., "Out-of-
   distribution detection with deep nearest neighbors", ICML 2022). The test split is never used.
 
-``python -m core.ood`` fits the reference on FracAtlas train/val and writes it next to the model.
+``python -m training.radiograph_reference`` fits the reference on FracAtlas train/val and writes it
+next to the model; this module only reads and applies it.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 from dataclasses import dataclass
@@ -28,9 +28,6 @@ import numpy as np
 from PIL import Image
 
 COLOURFUL = 15.0
-VAL_QUANTILE = 0.985
-COMPONENTS = 64
-REFERENCE_FILENAME = "ood_reference.npz"
 _COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "CMYK", "P", "YCbCr", "LAB", "HSV", "PA"})
 _THUMBNAIL = (64, 64)  # colourfulness is a global statistic; JPEG decodes at 1/8 scale for it
 
@@ -67,7 +64,7 @@ def activation_summary_outputs(model) -> list:
             if isinstance(layer, keras.layers.Activation) and len(layer.output.shape) == 4]
 
 
-def _normalise(summaries: np.ndarray) -> np.ndarray:
+def normalise_summaries(summaries: np.ndarray) -> np.ndarray:
     summaries = np.asarray(summaries, dtype=np.float64)
     return summaries / np.maximum(np.linalg.norm(summaries, axis=1, keepdims=True), 1e-12)
 
@@ -77,27 +74,14 @@ class RadiographReference:
     """The train split in the network's feature space, and the distance that counts as far."""
 
     mean: np.ndarray  # (D,)
-    components: np.ndarray  # (COMPONENTS, D)
-    train_points: np.ndarray  # (N_train, COMPONENTS)
+    components: np.ndarray  # (K, D), K principal axes
+    train_points: np.ndarray  # (N_train, K)
     threshold: float
     model_version: str = ""  # the model whose features these are; another model's are meaningless
 
-    @classmethod
-    def fit(cls, train_summaries: np.ndarray, val_summaries: np.ndarray,
-            quantile: float = VAL_QUANTILE, model_version: str = "") -> "RadiographReference":
-        """PCA and nearest-neighbour reference on train; the threshold is ``quantile`` of val."""
-        normalised = _normalise(train_summaries)
-        mean = normalised.mean(axis=0)
-        # Principal axes from the SVD of the centred data (what scikit-learn's PCA does).
-        _, _, axes = np.linalg.svd(normalised - mean, full_matrices=False)
-        components = axes[:COMPONENTS]
-        reference = cls(mean, components, (normalised - mean) @ components.T, threshold=np.inf)
-        threshold = float(np.quantile(reference.distances(val_summaries), quantile))
-        return cls(mean, components, reference.train_points, threshold, model_version)
-
     def distances(self, summaries: np.ndarray) -> np.ndarray:
         """Distance from each summary (N, D) to its nearest train image."""
-        points = (_normalise(summaries) - self.mean) @ self.components.T
+        points = (normalise_summaries(summaries) - self.mean) @ self.components.T
         squared = ((points ** 2).sum(1)[:, None] - 2.0 * points @ self.train_points.T
                    + (self.train_points ** 2).sum(1)[None, :])
         return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
@@ -142,34 +126,3 @@ class RadiographCheck:
             return ""
         return (f"This does not look like a radiograph ({'; '.join(self.reasons)}). "
                 "The verdict is unreliable.")
-
-
-def fit_reference(classifier, data_dir) -> RadiographReference:
-    """Fits the reference for ``classifier`` on the train split and its threshold on val."""
-    from core.data import load_arrays, load_index
-
-    samples = load_index(data_dir)
-    summaries = {}
-    for split in ("train", "val"):
-        images, _ = load_arrays([sample for sample in samples if sample.split == split], classifier.preprocess_config)
-        summaries[split] = classifier.summarise_batch(images)
-    return RadiographReference.fit(summaries["train"], summaries["val"], model_version=classifier.version)
-
-
-def main(argv=None) -> int:
-    from core.config import DEFAULT_DATA_DIR, MODELS_DIR
-    from core.inference import FractureClassifier
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--model-dir", type=Path, default=MODELS_DIR)
-    args = parser.parse_args(argv)
-    reference = fit_reference(FractureClassifier.load(args.model_dir), args.data_dir)
-    reference.save(args.model_dir / REFERENCE_FILENAME)
-    print(f"wrote {args.model_dir / REFERENCE_FILENAME}: {len(reference.train_points)} train images, "
-          f"threshold {reference.threshold:.4f} (val {VAL_QUANTILE:.0%} quantile)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

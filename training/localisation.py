@@ -1,6 +1,6 @@
 """Does Grad-CAM point at the fracture? Checked against FracAtlas's radiologist boxes.
 
-    python -m core.localisation [--data-dir ../shared/datasets/fracatlas] [--split test]
+    python -m training.localisation [--data-dir ../shared/datasets/fracatlas] [--split test]
 
 For each fractured image with boxes: the *pointing game* (is the heatmap's peak inside a box?)
 and the share of heatmap mass inside the boxes next to the share of the image the boxes cover
@@ -18,7 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import DEFAULT_DATA_DIR, MODELS_DIR
+from core.classifier import FractureClassifier
+from core.config import MODELS_DIR
+from core.overlay import heatmap_to_image
+from training.config import DEFAULT_DATA_DIR
+from training.data import load_index
 
 Box = tuple[float, float, float, float]
 
@@ -55,25 +59,20 @@ def score_heatmap(heatmap: np.ndarray, boxes: list[Box]) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.localisation", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.localisation", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--model-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--split", choices=("val", "test"), default="test")
     args = parser.parse_args(argv)
 
-    from core.data import load_index
-    from core.explain import GradCam, heatmap_to_image
-    from core.inference import FractureClassifier
-
     classifier = FractureClassifier.load(args.model_dir)
-    explainer = GradCam(classifier.model, classifier.metadata["cam_layer"])
     boxes = load_boxes(args.data_dir)
     samples = [s for s in load_index(args.data_dir)
                if s.split == args.split and s.label == 1 and s.image_id in boxes]
     scores = []
     for sample in samples:
-        image, model_input = classifier.prepare(sample.path)
-        heatmap = heatmap_to_image(explainer(model_input[None])[0], image.shape, classifier.preprocess_config)
+        result = classifier.classify(sample.path, heatmap="gradcam")
+        heatmap = heatmap_to_image(result.heatmap, result.source_shape, classifier.preprocess_config)
         scores.append(score_heatmap(heatmap, boxes[sample.image_id]))
     hits = sum(score["hit"] for score in scores)
     print(f"{args.split}: {len(scores)} fractured images with boxes")

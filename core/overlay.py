@@ -1,10 +1,6 @@
-"""Grad-CAM heatmaps: compute (a float map in [0, 1]), map back to the image, overlay.
+"""Showing a heatmap: map it from the model's input back onto the X-ray, blend, encode as PNG.
 
-Grad-CAM (Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via
-Gradient-based Localization", ICCV 2017) weights the last conv feature maps by the spatially
-averaged gradient of the class score and keeps the positive part. The class score is the
-pre-softmax logit of "fractured", as in the paper; it is computed from the final dense layer's
-weights so the shared model is never modified.
+Computing heatmaps is :mod:`core.heatmaps`; this module only draws them.
 """
 
 from __future__ import annotations
@@ -14,78 +10,25 @@ import functools
 import cv2
 import numpy as np
 
-from core.config import FRACTURED
 from core.preprocessing import PreprocessConfig, content_box
 
-OUTPUT_LAYER = "probabilities"
-
-
-def compile_grad_cam_pass(model, cam_layer: str, extra_outputs=()):
-    """One compiled pass that classifies and explains: ``images -> (probabilities, heatmaps, *extras)``.
+def heatmap_to_image(heatmap: np.ndarray, source_shape: tuple[int, int], config: PreprocessConfig, *,
+                     output_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Maps a model-input heatmap (S, S) back onto the image (H, W) it was computed from.
 
     Args:
-        model: a model from :mod:`core.model` (has layers ``cam_layer`` and ``probabilities``).
-        cam_layer: name of the feature-map layer to explain.
-        extra_outputs: further Keras tensors of ``model``'s graph to return from the same pass
-            (the classifier adds the activation summaries of :mod:`core.ood`).
-
-    Returns:
-        A ``tf.function`` taking float32 images (N, S, S, 1) in 0..255 and returning softmax
-        probabilities (N, 2), Grad-CAM maps (N, S, S) in [0, 1], then the extras.
+        heatmap: float (S, S) at the model's input size.
+        source_shape: (H, W) of the image as read, the one that was preprocessed: the letterbox
+            is cropped where preprocessing put it for that shape.
+        config: the preprocessing that made the model input.
+        output_shape: (h, w) to draw at (a display-size copy); defaults to ``source_shape``.
+            The crop is never recomputed from this shape: rounding a smaller shape's letterbox
+            can move the map by a model pixel.
     """
-    import keras
-    import tensorflow as tf
-
-    output_layer = model.get_layer(OUTPUT_LAYER)
-    feature_model = keras.Model(model.inputs, [model.get_layer(cam_layer).output, output_layer.input,
-                                               *extra_outputs])
-    kernel, bias = output_layer.kernel, output_layer.bias
-    size = model.input_shape[1]
-
-    def classify_and_explain(images):
-        with tf.GradientTape() as tape:
-            features, penultimate, *extras = feature_model(images, training=False)
-            tape.watch(features)
-            # Recompute the head so the tape links the features to the pre-softmax score.
-            logits = tf.matmul(penultimate, kernel) + bias
-            score = logits[:, FRACTURED]
-        gradients = tape.gradient(score, features)
-        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-        cams = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
-        cams = tf.image.resize(cams, (size, size), method="bilinear")[..., 0]
-        peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
-        return (tf.nn.softmax(logits), tf.math.divide_no_nan(cams, peak), *extras)
-
-    signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
-    # autograph=False: straight-line code, and AutoGraph would write its generated source to a
-    # file in the temporary directory on the first trace.
-    return tf.function(classify_and_explain, input_signature=signature, autograph=False)
-
-
-class GradCam:
-    """A compiled Grad-CAM for one model; build once, call from any thread.
-
-    Args:
-        model: a model from :mod:`core.model` (has layers ``cam_layer`` and ``probabilities``).
-        cam_layer: name of the feature-map layer to explain.
-    """
-
-    def __init__(self, model, cam_layer: str):
-        self._pass = compile_grad_cam_pass(model, cam_layer)
-
-    def __call__(self, model_inputs: np.ndarray) -> np.ndarray:
-        """Heatmaps for preprocessed uint8 images (N, S, S, 1): float32 (N, S, S) in [0, 1]."""
-        return self._pass(np.asarray(model_inputs, dtype=np.float32))[1].numpy()
-
-
-def heatmap_to_image(heatmap: np.ndarray, image_shape: tuple[int, int], config: PreprocessConfig) -> np.ndarray:
-    """Maps a model-input heatmap (S, S) back onto the original image (H, W).
-
-    Crops away the letterbox padding, then resizes to the image's shape.
-    """
-    top, left, height, width = content_box(image_shape, config)
+    top, left, height, width = content_box(source_shape, config)
     cropped = heatmap[top : top + height, left : left + width]
-    resized = cv2.resize(cropped, (image_shape[1], image_shape[0]), interpolation=cv2.INTER_LINEAR)
+    rows, columns = source_shape if output_shape is None else output_shape
+    resized = cv2.resize(cropped, (columns, rows), interpolation=cv2.INTER_LINEAR)
     return np.clip(resized, 0.0, 1.0)
 
 
@@ -159,9 +102,16 @@ def _colormap_index(heatmap: np.ndarray, entries: int) -> np.ndarray:
 
 
 def overlay_on_original(image: np.ndarray, model_heatmap: np.ndarray, config: PreprocessConfig, *,
-                        opacity: float = 0.4, colormap: str = "jet") -> np.ndarray:
-    """A model-input heatmap (S, S) mapped onto the original image and blended: uint8 RGB (H, W, 3)."""
-    heatmap = heatmap_to_image(model_heatmap, image.shape, config)
+                        source_shape: tuple[int, int] | None = None, opacity: float = 0.4,
+                        colormap: str = "jet") -> np.ndarray:
+    """A model-input heatmap (S, S) mapped onto ``image`` and blended: uint8 RGB (H, W, 3).
+
+    Args:
+        image: float (H, W) grey image in [0, 1]: the image as read, or a display-size copy of it.
+        source_shape: the shape of the image as read, where ``image`` is a resized copy
+            (``ImageResult.source_shape``); defaults to ``image.shape``.
+    """
+    heatmap = heatmap_to_image(model_heatmap, source_shape or image.shape, config, output_shape=image.shape)
     return overlay_heatmap(image, heatmap, opacity=opacity, colormap=colormap)
 
 

@@ -1,0 +1,92 @@
+"""The one reader of ``models/``: the network, its metadata and thresholds, and the files
+``python -m training.evaluate`` and ``training.train`` write beside it.
+
+Nothing else in the project opens a file under ``models/``. Paths default to the shipped model,
+found from the package location so that the app and the CLI work from any directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from core.config import (HISTORY_FILENAME, METADATA_FILENAME, METRICS_FILENAME, MODELS_DIR,
+                         PROBABILITIES_FILENAME, REFERENCE_FILENAME)
+from core.heldout import HeldOutPredictions
+from core.radiograph_check import RadiographReference
+from core.thresholds import OperatingThresholds
+
+
+def load_metadata(model_dir: str | Path = MODELS_DIR) -> dict:
+    """``metadata.json``: preprocessing, thresholds, temperature, the CAM layer, provenance.
+
+    Raises:
+        FileNotFoundError: if there is no trained model in ``model_dir``.
+    """
+    path = Path(model_dir) / METADATA_FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no trained model in {model_dir} (missing {METADATA_FILENAME})")
+    return json.loads(path.read_text())
+
+
+def load_thresholds(model_dir: str | Path = MODELS_DIR) -> OperatingThresholds:
+    """The named operating thresholds stored with the model, unrounded."""
+    return OperatingThresholds.from_metadata(load_metadata(model_dir))
+
+
+def load_network(model_dir: str | Path, metadata: dict):
+    """The Keras model ``metadata`` names, without optimizer state.
+
+    Raises:
+        FileNotFoundError: if the model file is missing.
+    """
+    import keras
+
+    metadata_path = Path(model_dir) / METADATA_FILENAME
+    model_path = Path(model_dir) / metadata["model_file"]
+    # Keras reports a missing file as ValueError; callers (the CLIs) expect FileNotFoundError.
+    if not model_path.is_file():
+        raise FileNotFoundError(f"model file {model_path} named in {metadata_path} is missing")
+    return keras.saving.load_model(model_path, compile=False)
+
+
+def load_radiograph_reference(model_dir: str | Path, model_version: str) -> RadiographReference | None:
+    """The feature-space reference of the radiograph check, if it was fitted for this model."""
+    path = Path(model_dir) / REFERENCE_FILENAME
+    if not path.is_file():
+        return None
+    reference = RadiographReference.load(path)
+    # Features of another model mean nothing here; the colour check still runs without it.
+    return reference if reference.model_version == model_version else None
+
+
+def load_metrics(model_dir: str | Path = MODELS_DIR) -> dict:
+    """``metrics.json``: AUROC with CI, operating points, calibration and subgroups on val and test."""
+    return json.loads((Path(model_dir) / METRICS_FILENAME).read_text())
+
+
+def load_history(model_dir: str | Path = MODELS_DIR) -> list[dict]:
+    """``history.csv`` as a list of {"epoch": int, "loss": float, "val_auroc": float, ...}."""
+    with open(Path(model_dir) / HISTORY_FILENAME, newline="") as handle:
+        return [{key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
+
+
+def load_probability_rows(model_dir: str | Path = MODELS_DIR) -> list[dict]:
+    """``probabilities.csv`` rows (all values strings): one calibrated P(fractured) per val and test image."""
+    path = Path(model_dir) / PROBABILITIES_FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; run python -m training.evaluate")
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def load_held_out(model_dir: str | Path = MODELS_DIR, split: str = "test") -> HeldOutPredictions:
+    """The stored probabilities and labels of one held-out split.
+
+    Raises:
+        FileNotFoundError: if ``probabilities.csv`` is missing.
+        ValueError: if it holds no rows for ``split``.
+    """
+    return HeldOutPredictions.from_rows(load_probability_rows(model_dir), split)

@@ -1,0 +1,181 @@
+"""The shipped CNN as a classifier: load once, classify an image, explain its verdict.
+
+:class:`FractureClassifier` is created once per process (the app caches it) and is safe to
+share between threads: it holds no per-call state, and a ``tf.function`` may be called
+concurrently. Every call returns an :class:`ImageResult`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core import artifacts
+from core.config import FRACTURED, MODELS_DIR
+from core.heatmaps import DEFAULT_METHOD, HeatmapExplainer, check_method
+from core.imaging import read_image
+from core.metrics import apply_temperature
+from core.overlay import fit_for_display
+from core.preprocessing import PreprocessConfig, preprocess
+from core.radiograph_check import RadiographCheck, RadiographReference, activation_summary_outputs, colourfulness
+from core.thresholds import OperatingThresholds, decide
+
+BATCH_SIZE = 128
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What the classifier says about one image."""
+
+    probability_fractured: float  # calibrated
+    radiograph_check: RadiographCheck  # does it look like a radiograph at all?
+    model_input: np.ndarray  # uint8 (S, S, 1), what the network saw
+    image: np.ndarray  # float32 (H, W) in [0, 1]: the image as read, or a display copy of it
+    source_shape: tuple[int, int]  # (H, W) of the image as read; places the heatmap on any copy
+    heatmap: np.ndarray | None = None  # float32 (S, S) in [0, 1], if one was asked for
+    heatmap_method: str | None = None  # a key of core.heatmaps.METHODS
+
+    def decision(self, threshold: float) -> str:
+        """``"fractured"`` or ``"not_fractured"`` at ``threshold`` (see :func:`core.thresholds.decide`)."""
+        return decide(self.probability_fractured, threshold)
+
+    def for_display(self) -> "ImageResult":
+        """The same result with the image shrunk for a screen (a 3,000 px scan shows nothing more
+        in an 800 px column, and costs hundreds of milliseconds to blend and encode)."""
+        return dataclasses.replace(self, image=fit_for_display(self.image))
+
+
+class FractureClassifier:
+    """The trained CNN with its preprocessing, calibration, thresholds and radiograph check.
+
+    Use :meth:`load`; the constructor takes an already-built model, its metadata and, optionally,
+    the train-split reference of :mod:`core.radiograph_check` (without it only the colour check
+    runs).
+    """
+
+    def __init__(self, model, metadata: dict, reference: RadiographReference | None = None):
+        self.model = model
+        self.metadata = metadata
+        self.preprocess_config = PreprocessConfig.from_dict(metadata["preprocessing"])
+        self.temperature = float(metadata.get("temperature", 1.0))
+        self.thresholds = OperatingThresholds.from_metadata(metadata)
+        self.reference = reference
+        summary = _activation_summary(model)
+        self._forward = _compile_forward_with_summary(model, summary)
+        cam_layer = metadata.get("cam_layer")
+        self.explainer = None if cam_layer is None else HeatmapExplainer(model, cam_layer, [summary])
+
+    @classmethod
+    def load(cls, model_dir: str | Path = MODELS_DIR) -> "FractureClassifier":
+        """The model in ``model_dir`` (by default the shipped one), read by :mod:`core.artifacts`.
+
+        Raises:
+            FileNotFoundError: if the metadata or model file is missing.
+        """
+        metadata = artifacts.load_metadata(model_dir)
+        model = artifacts.load_network(model_dir, metadata)
+        reference = artifacts.load_radiograph_reference(model_dir, metadata.get("model_version", ""))
+        return cls(model, metadata, reference)
+
+    @property
+    def version(self) -> str:
+        return self.metadata.get("model_version", "unknown")
+
+    def warm_up(self, heatmap: str | None = DEFAULT_METHOD) -> None:
+        """Traces the pass that ``classify(..., heatmap=heatmap)`` runs, so that the first user
+        does not wait for it (the app asks for Grad-CAM; the CLI for it only with --heatmap-dir)."""
+        size = self.preprocess_config.image_size
+        blank = np.zeros((1, size, size, 1), np.uint8)
+        if heatmap == "gradcam" and self.explainer is not None:
+            self.explainer.grad_cam_pass(blank)
+        else:
+            self.predict_batch(blank)
+
+    def classify(self, source, *, heatmap: str | None = None,
+                 class_index: int = FRACTURED) -> ImageResult:
+        """Reads, preprocesses and classifies one image, and explains it with ``heatmap``.
+
+        Args:
+            source: file bytes or a path.
+            heatmap: a key of :data:`core.heatmaps.METHODS`, or None for the verdict alone.
+                Grad-CAM comes from the same compiled pass as the verdict; the other methods
+                run after it.
+            class_index: the class the heatmap explains (1 = fractured).
+
+        Raises:
+            core.imaging.ImageReadError: if the source is not a readable image.
+            ValueError: for an unknown method, or a heatmap asked of a model whose metadata
+                names no ``cam_layer``.
+        """
+        if heatmap is not None:
+            check_method(heatmap)
+            if self.explainer is None:
+                raise ValueError("this model's metadata names no cam_layer, so it cannot be explained")
+        image = read_image(source)
+        model_input = preprocess(image, self.preprocess_config)
+        batch = model_input[np.newaxis]
+        if heatmap == "gradcam":
+            fused = self.explainer.grad_cam_pass(batch, class_index)
+            raw, summary, heatmaps = fused.probabilities[:, FRACTURED], fused.extras[0][0], fused.heatmaps
+        else:
+            raw, summaries = self._raw_and_summaries(batch)
+            summary = summaries[0]
+            heatmaps = None if heatmap is None else self.explainer.explain(batch, heatmap, class_index)
+        probability = float(apply_temperature(raw.astype(np.float64), self.temperature)[0])
+        return ImageResult(probability, self.check_radiograph(source, summary), model_input, image,
+                           image.shape, None if heatmaps is None else heatmaps[0], heatmap)
+
+    def predict_batch(self, model_inputs: np.ndarray) -> np.ndarray:
+        """Calibrated P(fractured) for preprocessed uint8 images (N, S, S, 1)."""
+        raw, _ = self._raw_and_summaries(model_inputs)
+        return apply_temperature(raw, self.temperature) if len(raw) else raw
+
+    def summarise_batch(self, model_inputs: np.ndarray) -> np.ndarray:
+        """Activation summaries (N, D) of preprocessed images: the radiograph check's features."""
+        return self._raw_and_summaries(model_inputs)[1]
+
+    def check_radiograph(self, source, summary: np.ndarray) -> RadiographCheck:
+        """Colour and feature-space checks of one image (see :mod:`core.radiograph_check`)."""
+        distance = None if self.reference is None else float(self.reference.distances(summary[np.newaxis])[0])
+        threshold = None if self.reference is None else self.reference.threshold
+        return RadiographCheck(colourfulness(source), distance, threshold)
+
+    def _raw_and_summaries(self, model_inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Uncalibrated P(fractured) (N,) and activation summaries (N, D), in batches."""
+        probabilities, summaries = [], []
+        for start in range(0, len(model_inputs), BATCH_SIZE):
+            batch = np.asarray(model_inputs[start : start + BATCH_SIZE], dtype=np.float32)
+            batch_probabilities, batch_summaries = self._forward(batch)
+            probabilities.append(batch_probabilities.numpy()[:, FRACTURED])
+            summaries.append(batch_summaries.numpy())
+        if not probabilities:
+            return np.zeros(0), np.zeros((0, 0))
+        return np.concatenate(probabilities).astype(np.float64), np.concatenate(summaries)
+
+
+def _activation_summary(model):
+    """The Keras tensor of the radiograph check's activation summary (N, D) in ``model``'s graph."""
+    import keras
+
+    return keras.ops.concatenate(activation_summary_outputs(model), axis=-1)
+
+
+def _compile_forward_with_summary(model, summary):
+    """``images -> (probabilities (N, 2), summaries (N, D))`` as one ``tf.function``.
+
+    ``model.predict`` builds a data pipeline on every call (about 60 ms per image here); a traced
+    function runs the graph directly (about 3 ms).
+    """
+    import keras
+    import tensorflow as tf
+
+    both = keras.Model(model.inputs, [model.output, summary])
+    size = model.input_shape[1]
+    signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
+    # autograph=False: no Python control flow to convert, and AutoGraph would write its generated
+    # source to a file in the temporary directory on the first trace.
+    return tf.function(lambda images: both(images, training=False), input_signature=signature,
+                       autograph=False)
