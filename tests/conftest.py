@@ -1,4 +1,4 @@
-"""Shared fixtures for tests/core: synthetic radiograph data sets and one tiny trained model.
+"""Shared fixtures for tests/core and tests/training: synthetic radiograph data sets and one tiny trained model.
 
 Everything is generated under pytest's temporary directories; the project's ``.cache/``,
 ``models/`` and ``runs/`` are never read or written.
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import data as core_data
+from training import data as core_data
 
 IMAGE_PX = 48  # side of the generated PNGs
 MODEL_PX = 32  # --image-size of the tiny model
@@ -116,7 +116,7 @@ def trained_model(folder_dataset, tmp_path_factory) -> TrainedModel:
     run. No augmentation and a constant, high learning rate make one epoch separate the classes
     clearly, which keeps the probabilities apart (evaluate writes them with 6 decimals).
     """
-    from core import train
+    from training import train
 
     output = tmp_path_factory.mktemp("model")
     started = time.perf_counter()
@@ -133,7 +133,7 @@ def trained_model(folder_dataset, tmp_path_factory) -> TrainedModel:
 @pytest.fixture(scope="session")
 def classifier(trained_model):
     """The tiny model loaded once (tracing the forward pass costs seconds)."""
-    from core.inference import FractureClassifier
+    from core.classifier import FractureClassifier
 
     assert trained_model.returncode == 0, "training the shared tiny model failed"
     return FractureClassifier.load(trained_model.directory)

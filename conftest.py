@@ -1,1 +1,0 @@
-# Root conftest: makes the repository root importable so tests can `import core`.
