@@ -59,6 +59,9 @@ class OperatingThresholds:
     def __getitem__(self, name: str) -> float:
         return self.values[name]
 
+    def __iter__(self):
+        return iter(self.values)
+
     def resolve(self, threshold: str | float) -> float:
         """A preset name or a number, as the threshold to decide with.
 

@@ -135,7 +135,7 @@ def non_radiographs(seed: int = REPORT_SEED) -> list[tuple[str, str, bytes]]:
 
 def measure(seeds) -> None:
     """Prints how many non-radiographs of each draw the shipped check warns about, and the pooled rate."""
-    from core.inference import FractureClassifier
+    from core.classifier import FractureClassifier
 
     classifier = FractureClassifier.load()
     warned_by_category: dict[str, list[int]] = {}
@@ -154,7 +154,7 @@ def measure(seeds) -> None:
 
 
 if __name__ == "__main__":
-    # PYTHONPATH=. .venv/bin/python tests/nonradiographs.py [seed ...]   (default: MORE_REPORT_SEEDS)
+    # .venv/bin/python -m tests.nonradiographs [seed ...]   (default: MORE_REPORT_SEEDS)
     import sys
 
     measure([int(seed) for seed in sys.argv[1:]] or MORE_REPORT_SEEDS)

@@ -1,6 +1,5 @@
 """Every case of the bad-input corpus (tests/corpus.py) through read_image and the shipped classifier."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +9,8 @@ from core.config import PROJECT_DIR
 from core.imaging import MAX_FILE_BYTES, ImageReadError, read_image
 
 # tests/ is not a package: tf-keras-vis installs a top-level "tests" package that would shadow it.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import corpus  # noqa: E402
-from corpus import CASES, Reads, Rejected  # noqa: E402
+from tests import corpus
+from tests.corpus import CASES, Reads, Rejected
 
 READS = [case for case in CASES if isinstance(case.expected, Reads)]
 
@@ -40,7 +38,7 @@ def test_read_image_gives_the_expected_outcome(case):
 
 @pytest.fixture(scope="module")
 def shipped_classifier():
-    from core.inference import FractureClassifier
+    from core.classifier import FractureClassifier
 
     try:
         return FractureClassifier.load()

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from core.figures import (calibration_figure, confusion_figure, load_history, load_metrics,
-                          load_probability_rows, roc_figure, subgroup_rows, training_figure)
-from core.heldout import HeldOutPredictions
+from core.artifacts import load_held_out, load_history, load_metrics, load_probability_rows
+from core.figures import (calibration_figure, confusion_figure, roc_figure, subgroup_rows,
+                          training_figure)
 from core.metrics import operating_point
 
 
@@ -22,7 +22,7 @@ def rows():
 
 @pytest.mark.parametrize("split", ["test", "val"])
 def test_roc_marks_the_operating_point_and_shows_the_auroc(metrics, split):
-    point = HeldOutPredictions.load(split=split).at_threshold(0.3)
+    point = load_held_out(split=split).at_threshold(0.3)
     figure = roc_figure(metrics, split, point)
     assert isinstance(figure, Figure)
     axes = figure.axes[0]
@@ -82,10 +82,10 @@ def test_subgroup_rows_agree_with_operating_point_on_the_csv_subset(metrics, row
     assert table["region=leg"]["AUROC (95% CI)"].startswith("0.875")
 
 
-def test_subgroup_rows_reproduce_metrics_json_at_the_preset_thresholds(metrics):
+def test_subgroup_rows_reproduce_metrics_json_at_the_preset_thresholds(metrics, rows):
     for split in ("val", "test"):
         threshold = metrics["thresholds"]["balanced"]
-        for row in subgroup_rows(metrics, split, threshold):
+        for row in subgroup_rows(metrics, split, threshold, rows):
             report = metrics["splits"][split]["subgroups"][row["subgroup"]]
             assert (row["images"], row["fractured"]) == (report["n"], report["n_positive"])
             stored = report["operating_points"]["balanced"]

@@ -2,7 +2,8 @@
 
 import pytest
 
-from core.heldout import HeldOutPredictions, describe_costs
+from core.artifacts import load_held_out
+from core.heldout import describe_costs
 
 
 def _write(tmp_path):
@@ -14,7 +15,7 @@ def _write(tmp_path):
 
 def test_threshold_costs_count_the_stored_split(tmp_path):
     _write(tmp_path)
-    held_out = HeldOutPredictions.load(tmp_path, "test")
+    held_out = load_held_out(tmp_path, "test")
     assert len(held_out.labels) == 5
     point = held_out.at_threshold(0.5)
     assert (point["tp"], point["fn"], point["fp"], point["tn"]) == (1, 1, 1, 2)
@@ -24,14 +25,14 @@ def test_threshold_costs_count_the_stored_split(tmp_path):
 
 
 def test_missing_file_and_split_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="core.evaluate"):
-        HeldOutPredictions.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="training.evaluate"):
+        load_held_out(tmp_path)
     _write(tmp_path)
     with pytest.raises(ValueError, match="no rows for split 'train'"):
-        HeldOutPredictions.load(tmp_path, "train")
+        load_held_out(tmp_path, "train")
 
 
 def test_shipped_probabilities_load():
-    held_out = HeldOutPredictions.load()
+    held_out = load_held_out()
     point = held_out.at_threshold(0.5)
     assert point["n_positive"] + point["n_negative"] == len(held_out.labels)

@@ -2,7 +2,6 @@
 
 import io
 import struct
-import sys
 import time
 import zipfile
 import zlib
@@ -18,8 +17,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
 from core.imaging import SUPPORTED_FORMATS, ImageReadError, read_image
 
 # tests/ is not a package: tf-keras-vis installs a top-level "tests" package that would shadow it.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from corpus import dicom_bytes  # noqa: E402
+from tests.corpus import dicom_bytes
 
 EXPECTED = "expected an image file"
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from core.config import METADATA_FILENAME
-from core.predict import decide, main
+from core.predict import main
 
 RESULT_KEYS = {"path", "probability_fractured", "decision", "threshold", "looks_like_radiograph"}
 
@@ -118,13 +118,36 @@ def test_missing_model_is_reported(capsys, tmp_path, trained_model, inputs):
     assert "fracture_cnn.keras" in capsys.readouterr().err
 
 
-def test_decide():
-    assert decide(0.5, 0.5) == "fractured"  # the rule is >=
-    assert decide(0.4999999, 0.5) == "not_fractured"
-    assert decide(0.7, 0.3) == "fractured"
-    assert decide(0.0, 0.0) == "fractured"
-    assert decide(1.0, 1.0) == "fractured"
-    assert decide(0.999, 1.0) == "not_fractured"
+def test_heatmap_dir_runs_one_pass_per_image_and_keeps_the_json(capsys, tmp_path, trained_model, inputs,
+                                                                monkeypatch):
+    from core.classifier import FractureClassifier
+    from core.heatmaps import HeatmapExplainer
+
+    square, _, wide = inputs
+    argv = [square, wide, "--model-dir", str(trained_model.directory)]
+    _, plain = run_json(capsys, argv)
+    passes = []
+    for owner, name in ((FractureClassifier, "_raw_and_summaries"), (HeatmapExplainer, "grad_cam_pass")):
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda self, *args, _original=original, _name=name, **kwargs:
+                            passes.append(_name) or _original(self, *args, **kwargs))
+    _, explained = run_json(capsys, argv + ["--heatmap-dir", str(tmp_path / "maps")])
+    assert passes == ["grad_cam_pass", "grad_cam_pass"]  # one network pass per image, verdict and map
+    for before, after in zip(plain, explained):
+        assert after["decision"] == before["decision"] and after["threshold"] == before["threshold"]
+        assert after["probability_fractured"] == pytest.approx(before["probability_fractured"], abs=2e-6)
+
+
+def test_heatmap_png_is_the_overlay_of_the_classify_result(capsys, tmp_path, trained_model, classifier, inputs):
+    from core.overlay import overlay_on_original
+
+    wide = inputs[2]
+    assert main([wide, "--heatmap-dir", str(tmp_path), "--model-dir", str(trained_model.directory)]) == 0
+    capsys.readouterr()
+    result = classifier.classify(wide, heatmap="gradcam")
+    expected = overlay_on_original(result.image, result.heatmap, classifier.preprocess_config)
+    written = np.asarray(Image.open(tmp_path / "wide_gradcam.png"))
+    assert np.abs(written.astype(int) - expected.astype(int)).max() <= 1
 
 
 def test_heatmaps_of_same_named_files_do_not_overwrite(capsys, tmp_path, trained_model, inputs):

@@ -13,10 +13,11 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from core.config import DEFAULT_DATA_DIR, METRICS_FILENAME, MODELS_DIR, PROBABILITIES_FILENAME
-from core.data import load_arrays, load_index, split_hash
-from core.inference import FractureClassifier
+from core.config import METRICS_FILENAME, MODELS_DIR, PROBABILITIES_FILENAME
+from training.data import load_arrays, load_index, split_hash
+from core.classifier import FractureClassifier
 from core.metrics import operating_point
+from training.config import DEFAULT_DATA_DIR
 
 needs_fracatlas = pytest.mark.skipif(
     not (DEFAULT_DATA_DIR / "labels.csv").is_file(),

@@ -1,7 +1,7 @@
-"""The shipped model and one Explainer are shared by every session and thread of the app: prove it.
+"""The shipped model and its heatmap explainer are shared by every session and thread of the app: prove it.
 
-Streamlit runs each session's script in its own thread, and ``pages/shared.py`` caches ONE
-:class:`FractureClassifier` and ONE :class:`Explainer` per process. Here :data:`THREADS` threads
+Streamlit runs each session's script in its own thread, and the app caches ONE
+:class:`FractureClassifier` (with its :class:`HeatmapExplainer`) per process. Here :data:`THREADS` threads
 wait at a barrier, then classify and explain *different* images at the same moment, for
 :data:`ROUNDS` rounds (the image each thread gets rotates every round), and every answer must be
 exactly the answer of a sequential run.
@@ -32,8 +32,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import Explainer, FractureClassifier
-from core.config import DEFAULT_DATA_DIR, MODELS_DIR
+from core import FractureClassifier, HeatmapExplainer
+from core.config import MODELS_DIR
+from training.config import DEFAULT_DATA_DIR
 
 THREADS = 8
 ROUNDS = 3
@@ -76,8 +77,8 @@ def classifier() -> FractureClassifier:
 
 
 @pytest.fixture(scope="module")
-def explainer(classifier) -> Explainer:
-    return Explainer(classifier.model, classifier.metadata["cam_layer"])
+def explainer(classifier) -> HeatmapExplainer:
+    return classifier.explainer
 
 
 @pytest.fixture(scope="module")
@@ -149,12 +150,12 @@ def test_concurrent_classify_and_heatmaps_equal_a_sequential_run_fracatlas(class
 
 
 def test_first_use_from_many_threads_at_once(classifier, explainer, synthetic_images):
-    """A cold classifier (forward pass not traced) and a cold Explainer (no visualiser built yet),
+    """A cold classifier (forward pass not traced) and a cold explainer (no visualiser built yet),
     first called by all threads at the same moment: the lazy tracing and building must happen
     safely and give the same answers as the warm, shared instances."""
     reference = [_analyse(classifier, explainer, data, DETERMINISTIC_METHODS) for data in synthetic_images]
     cold_classifier = FractureClassifier(classifier.model, classifier.metadata)
-    cold_explainer = Explainer(classifier.model, classifier.metadata["cam_layer"])
+    cold_explainer = cold_classifier.explainer
     assert not cold_explainer._visualisers  # nothing built yet: the threads race to build them
 
     def task(thread):
@@ -189,61 +190,3 @@ def test_smoothgrad_runs_concurrently_and_gives_valid_maps(classifier, explainer
     for heatmap in maps:
         assert heatmap.shape == (1, size, size) and heatmap.dtype == np.float32
         assert np.isfinite(heatmap).all() and heatmap.min() >= 0.0 and heatmap.max() == pytest.approx(1.0)
-
-
-# --- the Streamlit-level caches of pages/shared.py -------------------------------------------------
-
-@pytest.fixture(scope="module")
-def shared_page_functions():
-    """pages.shared's cached loaders, called outside a Streamlit run (Streamlit then keeps the
-    caches in memory, as the server does); every cache is cleared before and after."""
-    pytest.importorskip("streamlit")
-    from pages import shared
-
-    cached = (shared.load_classifier, shared.load_explainer, shared.analyse_upload, shared.explain_upload,
-              shared.xray_png, shared.overlay_png)
-    for function in cached:
-        function.clear()
-    yield shared
-    for function in cached:
-        function.clear()
-
-
-def test_the_cached_model_is_built_once_when_many_sessions_ask_at_once(shared_page_functions):
-    classifiers = _run_together(lambda thread: shared_page_functions.load_classifier(), THREADS)
-    assert all(candidate is classifiers[0] for candidate in classifiers)
-    explainers = _run_together(lambda thread: shared_page_functions.load_explainer(), THREADS)
-    assert all(candidate is explainers[0] for candidate in explainers)
-
-
-def test_cached_page_functions_under_concurrency_equal_a_sequential_run(shared_page_functions, classifier,
-                                                                        synthetic_images):
-    """analyse_upload and overlay_png (what the Classify and Batch pages show and offer for
-    download), called by many threads at once, half of them for the same upload (a cache
-    stampede), give the bytes a sequential run gives, and the probability ``core`` gives."""
-    shared = shared_page_functions
-    images = synthetic_images[: THREADS // 2]  # two threads per image
-
-    def page_answer(data: bytes, method: str):
-        probability, display_image, model_input = shared.analyse_upload(data)[:3]
-        return probability, display_image, model_input, shared.xray_png(data), shared.overlay_png(data, method)
-
-    methods = ("gradcam", "layercam")
-    sequential = {(index, method): page_answer(data, method) for index, data in enumerate(images) for method in methods}
-    for index, data in enumerate(images):
-        assert sequential[index, "gradcam"][0] == classifier.classify(data).probability_fractured
-
-    for round_number in range(ROUNDS):
-        for function in (shared.analyse_upload, shared.explain_upload, shared.xray_png, shared.overlay_png):
-            function.clear()  # every round computes afresh, with threads racing on the same keys
-
-        def task(thread):
-            index, method = thread % len(images), methods[(thread // len(images) + round_number) % 2]
-            return (index, method), page_answer(images[index], method)
-
-        for key, answer in _run_together(task, THREADS):
-            expected = sequential[key]
-            assert answer[0] == expected[0], f"round {round_number}, {key}: probability differs"
-            assert np.array_equal(answer[1], expected[1]) and np.array_equal(answer[2], expected[2])
-            assert answer[3] == expected[3], f"round {round_number}, {key}: X-ray PNG differs"
-            assert answer[4] == expected[4], f"round {round_number}, {key}: overlay PNG differs"

@@ -1,4 +1,4 @@
-"""Tests for core.data: both index layouts, their errors, the split hash and the array cache."""
+"""Tests for training.data: both index layouts, their errors, the split hash and the array cache."""
 
 import csv
 import dataclasses
@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.data import Sample, load_arrays, load_index, split_hash
+from training.data import Sample, load_arrays, load_index, split_hash
 from core.imaging import ImageReadError, read_image
 from core.preprocessing import PreprocessConfig, preprocess
 

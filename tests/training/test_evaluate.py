@@ -1,4 +1,4 @@
-"""Tests for the evaluation CLI (core.evaluate) with the tiny model and its tiny data set."""
+"""Tests for the evaluation CLI (training.evaluate) with the tiny model and its tiny data set."""
 
 import contextlib
 import csv
@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from core import evaluate
-from core.config import METRICS_FILENAME, PROBABILITIES_FILENAME, THRESHOLD_NAMES
-from core.data import load_arrays, load_index, split_hash
+from training import evaluate
+from core.config import METRICS_FILENAME, PROBABILITIES_FILENAME
+from training.data import load_arrays, load_index, split_hash
+from core.thresholds import PRESET_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_metrics_report(report, trained_model, classifier, synth):
     n = 2 * synth.folder_counts["val"]
     assert set(metrics["splits"]) == {"val", "test"}
     assert metrics["split_hash"] == split_hash(load_index(trained_model.data_dir))
-    assert metrics["thresholds"] == classifier.thresholds
+    assert metrics["thresholds"] == dict(classifier.thresholds.values)
     assert metrics["temperature"] == classifier.temperature
     for split in ("val", "test"):
         report_ = metrics["splits"][split]
@@ -47,7 +48,7 @@ def test_metrics_report(report, trained_model, classifier, synth):
         assert auroc["n_bootstrap"] == 200
         assert 0.0 <= auroc["ci_low"] <= auroc["auroc"] <= auroc["ci_high"] <= 1.0
         points = report_["operating_points"]
-        assert set(points) == set(THRESHOLD_NAMES)
+        assert set(points) == set(PRESET_NAMES)
         for name, point in points.items():
             assert point["threshold"] == classifier.thresholds[name]
         assert set(report_["subgroups"]) == {"region=unknown"}  # folder layout: no metadata
@@ -113,7 +114,7 @@ def test_missing_data_directory(tmp_path, trained_model, capsys):
 
 
 def test_report_renders_the_written_figures(report, trained_model, capsys):
-    from core import report as report_cli
+    from training import report as report_cli
 
     _, metrics, _, _ = report
     assert report_cli.main(["--model-dir", str(trained_model.directory)]) == 0
@@ -121,7 +122,7 @@ def test_report_renders_the_written_figures(report, trained_model, capsys):
     test_auroc = metrics["splits"]["test"]["auroc"]["auroc"]
     assert f"| test | {metrics['splits']['test']['n']} " in output
     assert f"{test_auroc:.3f}" in output
-    for name in THRESHOLD_NAMES:
+    for name in PRESET_NAMES:
         point = metrics["splits"]["test"]["operating_points"][name]
         assert f"| {name} | {point['threshold']:.3f} |" in output
     assert "| region=unknown | 16 (8) |" in output  # the folder layout has no region or hardware

@@ -1,12 +1,12 @@
-"""core.fracatlas_split on a mock of the official FracAtlas folder layout."""
+"""training.fracatlas_split on a mock of the official FracAtlas folder layout."""
 
 import csv
 
 import numpy as np
 from PIL import Image
 
-from core.data import load_index
-from core.fracatlas_split import SPLIT_LIST, main
+from training.data import load_index
+from training.fracatlas_split import SPLIT_LIST, main
 
 
 def _write_official_layout(root, records):

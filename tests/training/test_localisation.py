@@ -1,9 +1,9 @@
-"""core.localisation: box masks and heatmap scores against fracture boxes."""
+"""training.localisation: box masks and heatmap scores against fracture boxes."""
 
 import numpy as np
 import pytest
 
-from core.localisation import box_mask, load_boxes, score_heatmap
+from training.localisation import box_mask, load_boxes, score_heatmap
 
 
 def test_box_mask_covers_the_normalised_box():

@@ -1,4 +1,5 @@
-"""Tests for core.metrics: agreement with scikit-learn, hand-computed values, and threshold definitions."""
+"""Tests for training.metrics: agreement with scikit-learn, hand-computed values, and threshold
+definitions. The served part (one operating point, temperature) is tested in tests/core/test_metrics.py."""
 
 import json
 import time
@@ -8,7 +9,8 @@ import pytest
 from scipy.special import expit, logit
 from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_score, roc_auc_score
 
-from core import metrics as m
+from core import metrics as served
+from training import metrics as m
 
 # Hand case: 4 fractured, 6 not. The fractured 0.2 ties two negatives (tests mid-rank AUROC).
 Y_HAND = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
@@ -30,33 +32,6 @@ def _sens_spec_all(y, p, thresholds):
     """Independent (numpy-only) sensitivity/specificity for each threshold under the >= rule."""
     pred = p[None, :] >= np.asarray(thresholds)[:, None]
     return pred[:, y == 1].mean(axis=1), (~pred[:, y == 0]).mean(axis=1)
-
-
-def test_operating_point_matches_hand_values_and_sklearn():
-    op = m.operating_point(Y_HAND, P_HAND, 0.5)
-    # By hand: predicted fractured = {0.9, 0.8, 0.6 (fractured), 0.7 (not)}.
-    assert (op["tp"], op["fp"], op["tn"], op["fn"]) == (3, 1, 5, 1)
-    assert op["sensitivity"] == pytest.approx(0.75) and op["specificity"] == pytest.approx(5 / 6)
-    assert op["ppv"] == pytest.approx(0.75) and op["npv"] == pytest.approx(5 / 6)
-    assert op["f1"] == pytest.approx(0.75) and op["accuracy"] == pytest.approx(0.8)
-    assert (op["n_positive"], op["n_negative"], op["threshold"]) == (4, 6, 0.5)
-    pred = (np.array(P_HAND) >= 0.5).astype(int)
-    assert [[op["tn"], op["fp"]], [op["fn"], op["tp"]]] == confusion_matrix(Y_HAND, pred).tolist()
-    assert op["sensitivity"] == pytest.approx(recall_score(Y_HAND, pred))
-    assert op["ppv"] == pytest.approx(precision_score(Y_HAND, pred))
-    assert op["f1"] == pytest.approx(f1_score(Y_HAND, pred))
-    assert op["specificity"] == pytest.approx(recall_score(Y_HAND, pred, pos_label=0))
-    assert all(type(v) in (int, float) for v in op.values())
-
-
-def test_operating_point_undefined_ratios_are_none():
-    op = m.operating_point(Y_HAND, P_HAND, 1.0)  # nothing flagged
-    assert op["ppv"] is None and op["tp"] == op["fp"] == 0 and op["npv"] == pytest.approx(0.6)
-    op = m.operating_point([0, 0, 0], [0.1, 0.6, 0.3], 0.5)  # no fractures at all
-    assert op["sensitivity"] is None and op["f1"] == 0.0 and op["specificity"] == pytest.approx(2 / 3)
-    op = m.operating_point([0, 0], [0.1, 0.2], 0.5)
-    assert op["f1"] is None and op["ppv"] is None
-    json.dumps(op)
 
 
 def test_auroc_matches_hand_count_and_sklearn():
@@ -110,7 +85,7 @@ def test_chosen_thresholds_meet_their_definitions(decimals, seed):
     for name, t in chosen.items():
         assert isinstance(t, float) and 0.0 <= t <= 1.0
         assert t not in set(p.tolist()) or t == p.min(), f"{name} threshold sits on an image's score"
-    ops = {name: m.operating_point(y, p, t) for name, t in chosen.items()}
+    ops = {name: served.operating_point(y, p, t) for name, t in chosen.items()}
 
     s = ops["screening"]
     assert s["sensitivity"] >= 0.9
@@ -137,7 +112,11 @@ def test_thresholds_midpoints_and_custom_targets():
     # Adjacent floats have no midpoint strictly between them: the chosen score itself is returned.
     y, p = [1, 0], [0.5, np.nextafter(0.5, 0.0)]
     assert m.choose_thresholds(y, p) == {"screening": 0.5, "balanced": 0.5, "specific": 0.5}
-    assert m.operating_point(y, p, 0.5)["fp"] == 0
+    assert served.operating_point(y, p, 0.5)["fp"] == 0
+
+
+def test_temperature_of_undecided_probabilities_is_one():
+    assert m.fit_temperature([1, 0], [0.5, 0.5]) == 1.0
 
 
 def test_ece_and_reliability():
@@ -167,20 +146,10 @@ def test_temperature_recovers_sharpening_and_lowers_nll():
     over = expit(3.0 * z)  # over-confident model
     t = m.fit_temperature(y, over)
     assert t == pytest.approx(3.0, rel=0.10)
-    calibrated = m.apply_temperature(over, t)
+    calibrated = served.apply_temperature(over, t)
     assert _nll(y, calibrated) < _nll(y, over)
     assert m.expected_calibration_error(y, calibrated) < m.expected_calibration_error(y, over)
     assert m.fit_temperature(y, expit(z)) == pytest.approx(1.0, rel=0.10)
-
-
-def test_apply_temperature_identity_shape_and_dtype():
-    p = np.linspace(0.01, 0.99, 12, dtype=np.float32).reshape(3, 4)
-    out = m.apply_temperature(p, 1.0)
-    assert out.dtype == np.float64 and out.shape == (3, 4)
-    np.testing.assert_allclose(out, p.astype(np.float64), rtol=1e-9)
-    np.testing.assert_allclose(m.apply_temperature([0.0, 1.0], 1.0), [1e-7, 1 - 1e-7])
-    np.testing.assert_allclose(m.apply_temperature([0.8], 2.0), expit(logit(0.8) / 2))
-    assert m.fit_temperature([1, 0], [0.5, 0.5]) == 1.0
 
 
 def test_roc_points_are_json_ready_and_subsampled():
@@ -215,20 +184,20 @@ def test_summarise_is_json_ready_and_handles_one_class_subgroup():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: m.operating_point([0, 2, 1], [0.1, 0.2, 0.3], 0.5), r"labels must be 0.*or 1.*\[2\.0\]"),
-        (lambda: m.operating_point([0, 1], [0.1, 1.5], 0.5), r"\[0, 1\].*1\.5 at index 1"),
+        (lambda: served.operating_point([0, 2, 1], [0.1, 0.2, 0.3], 0.5), r"labels must be 0.*or 1.*\[2\.0\]"),
+        (lambda: served.operating_point([0, 1], [0.1, 1.5], 0.5), r"\[0, 1\].*1\.5 at index 1"),
         (lambda: m.expected_calibration_error([0, 1], [np.nan, 0.5]), r"finite.*1 NaN/inf.*index 0"),
         (lambda: m.auroc_with_ci([0, 1, 1], [0.1, 0.2]), r"same length; got 3 labels and 2 probabilities"),
         (lambda: m.auroc_with_ci([1, 1, 1], [0.1, 0.2, 0.3]), r"AUROC needs both classes; got 3 fractured and 0"),
         (lambda: m.choose_thresholds([0, 0], [0.1, 0.2]), r"both classes; got 0 fractured and 2"),
         (lambda: m.fit_temperature([1, 1], [0.9, 0.8]), r"fit_temperature needs both classes"),
         (lambda: m.roc_points([0], [0.1]), r"ROC curve needs both classes"),
-        (lambda: m.operating_point([0, 1], [0.1, 0.2], 1.2), r"threshold must be .*\[0, 1\]; got 1\.2"),
-        (lambda: m.apply_temperature([0.5], 0.0), r"temperature must be finite and > 0; got 0\.0"),
+        (lambda: served.operating_point([0, 1], [0.1, 0.2], 1.2), r"threshold must be .*\[0, 1\]; got 1\.2"),
+        (lambda: served.apply_temperature([0.5], 0.0), r"temperature must be finite and > 0; got 0\.0"),
         (lambda: m.auroc_with_ci([0, 1], [0.1, 0.2], n_bootstrap=0), r"n_bootstrap must be an integer >= 1; got 0"),
         (lambda: m.auroc_with_ci([0, 1], [0.1, 0.2], confidence=1.0), r"confidence must be in \(0, 1\)"),
         (lambda: m.reliability_curve([0, 1], [0.1, 0.2], n_bins=0), r"n_bins must be an integer >= 1; got 0"),
-        (lambda: m.operating_point([], [], 0.5), r"at least one item"),
+        (lambda: served.operating_point([], [], 0.5), r"at least one item"),
         (lambda: m.choose_thresholds([0, 1], [0.1, 0.2], min_sensitivity=1.1), r"min_sensitivity must be in"),
         (lambda: m.choose_thresholds([0, 0, 1], [1.0, 0.2, 0.9]), r"specificity >= 0.95.*1 of 2 negatives"),
     ],

@@ -1,10 +1,10 @@
-"""Tests for core.model: every architecture builds, has the expected interface and a CAM layer."""
+"""Tests for training.model: every architecture builds, has the expected interface and a CAM layer."""
 
 import keras
 import numpy as np
 import pytest
 
-from core.model import ARCHITECTURES, CAM_LAYER, build_model
+from training.model import ARCHITECTURES, CAM_LAYER, build_model
 
 
 @pytest.mark.parametrize("size", [32, 64])
@@ -19,7 +19,7 @@ def test_architecture_builds_with_the_shared_interface(architecture, size):
     assert len(cam.output.shape) == 4
     assert cam.output.shape[1] >= 1 and cam.output.shape[-1] >= 1
 
-    head = model.get_layer("probabilities")  # core.explain recomputes the logit from this layer
+    head = model.get_layer("probabilities")  # core.heatmaps recomputes the logit from this layer
     assert isinstance(head, keras.layers.Dense) and head.units == 2
 
     images = np.random.default_rng(0).integers(0, 256, (3, size, size, 1)).astype(np.float32)

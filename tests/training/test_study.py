@@ -1,8 +1,8 @@
-"""core.study's table reads each run's metadata and history."""
+"""training.study's table reads each run's metadata and history."""
 
 import json
 
-from core import study
+from training import study
 
 
 def test_table_reports_best_and_late_val_auroc(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Tests for core.train: a one-epoch run on tiny synthetic data sets and its artefacts."""
+"""Tests for training.train: a one-epoch run on tiny synthetic data sets and its artefacts."""
 
 import csv
 import json
@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from core import train
-from core.config import CLASS_NAMES, HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME, THRESHOLD_NAMES
-from core.data import load_arrays, load_index, split_hash
-from core.inference import FractureClassifier
-from core.metrics import choose_thresholds
-from core.model import CAM_LAYER
+from training import train
+from core.config import CLASS_NAMES, HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME
+from training.data import load_arrays, load_index, split_hash
+from core.classifier import FractureClassifier
+from training.metrics import choose_thresholds
+from training.model import CAM_LAYER
+from core.thresholds import PRESET_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_metadata(trained_model, metadata, synth):
     assert metadata["preprocessing"] == {"image_size": synth.model_px, "aspect": "pad", "contrast": "clahe"}
     assert metadata["model_file"] == MODEL_FILENAME
     assert metadata["cam_layer"] == CAM_LAYER
-    assert set(metadata["thresholds"]) == set(THRESHOLD_NAMES)
+    assert set(metadata["thresholds"]) == set(PRESET_NAMES)
     assert all(0.0 <= value <= 1.0 for value in metadata["thresholds"].values())
     assert math.isfinite(metadata["temperature"]) and metadata["temperature"] > 0
     assert metadata["data"]["split_hash"] == split_hash(load_index(trained_model.data_dir))

@@ -1,4 +1,5 @@
-"""The "does not look like a radiograph" warning: its parts, and how often it fires on real data."""
+"""The "does not look like a radiograph" warning (core.radiograph_check): its parts, and how often
+it fires on real data. Fitting its reference is tested in tests/training/test_radiograph_reference.py."""
 
 import io
 from collections import Counter
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.config import DEFAULT_DATA_DIR
-from core.ood import COLOURFUL, RadiographCheck, RadiographReference, colourfulness
+from core.radiograph_check import COLOURFUL, RadiographCheck, colourfulness
+from training.config import DEFAULT_DATA_DIR
 
 
 def _encode(pixels, fmt="PNG") -> bytes:
@@ -33,28 +34,6 @@ def test_a_colour_photograph_is_colourful_and_junk_is_left_to_the_reader(tmp_pat
     assert colourfulness(b"<html>not an image</html>") == 0.0
 
 
-def test_reference_flags_points_far_from_train_at_the_val_quantile():
-    rng = np.random.default_rng(1)
-    centre = rng.uniform(1, 2, 100)
-    train = centre + rng.normal(0, 0.05, (300, 100))
-    val = centre + rng.normal(0, 0.05, (200, 100))
-    reference = RadiographReference.fit(train, val, quantile=0.95, model_version="m1")
-    assert np.mean(reference.distances(val) > reference.threshold) == pytest.approx(0.05, abs=0.011)
-    far = rng.uniform(0, 3, (20, 100))
-    assert (reference.distances(far) > reference.threshold).all()
-    assert reference.distances(train[:5]) == pytest.approx(np.zeros(5), abs=1e-6)
-
-
-def test_reference_round_trips_through_a_file(tmp_path):
-    rng = np.random.default_rng(2)
-    reference = RadiographReference.fit(rng.random((80, 70)), rng.random((20, 70)), model_version="v9")
-    reference.save(tmp_path / "reference.npz")
-    loaded = RadiographReference.load(tmp_path / "reference.npz")
-    points = rng.random((5, 70))
-    assert loaded.model_version == "v9" and loaded.threshold == pytest.approx(reference.threshold)
-    assert loaded.distances(points) == pytest.approx(reference.distances(points), rel=1e-5)
-
-
 def test_check_names_each_reason_and_says_the_verdict_is_unreliable():
     assert RadiographCheck(0.0, 0.1, 0.2).looks_like_radiograph
     assert RadiographCheck(0.0, 0.1, 0.2).warning() == ""
@@ -67,7 +46,7 @@ def test_check_names_each_reason_and_says_the_verdict_is_unreliable():
 
 
 def test_shipped_model_ships_a_reference_of_its_own_version():
-    from core.inference import FractureClassifier
+    from core.classifier import FractureClassifier
 
     classifier = FractureClassifier.load()
     assert classifier.reference is not None
@@ -80,14 +59,14 @@ needs_data = pytest.mark.skipif(not (DEFAULT_DATA_DIR / "labels.csv").is_file(),
 
 @pytest.fixture(scope="module")
 def shipped():
-    from core.inference import FractureClassifier
+    from core.classifier import FractureClassifier
 
     return FractureClassifier.load()
 
 
 @needs_data
 def test_at_most_2_percent_of_test_radiographs_are_warned(shipped):
-    from core.data import load_index
+    from training.data import load_index
 
     samples = [sample for sample in load_index(DEFAULT_DATA_DIR) if sample.split == "test"]
     warned = [sample.image_id for sample in samples if not shipped.classify(sample.path).radiograph_check.looks_like_radiograph]
@@ -97,11 +76,7 @@ def test_at_most_2_percent_of_test_radiographs_are_warned(shipped):
 
 
 def test_at_least_95_percent_of_non_radiographs_are_warned(shipped):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from nonradiographs import non_radiographs
+    from tests.nonradiographs import non_radiographs
 
     outcome = Counter()
     for category, _, data in non_radiographs():

@@ -1,4 +1,4 @@
-"""Tests for core.inference with the tiny trained model: inputs, thresholds, loading, threads."""
+"""core.classifier with the tiny trained model: inputs, typed results, loading, heatmaps, threads."""
 
 import json
 import shutil
@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from core.config import METADATA_FILENAME, THRESHOLD_NAMES
+from core.config import METADATA_FILENAME
 from core.imaging import ImageReadError, read_image
-from core.inference import FractureClassifier
+from core.classifier import FractureClassifier
 from core.preprocessing import preprocess
 
 
@@ -28,12 +28,13 @@ def test_classification_carries_what_the_network_saw(classifier, sample_paths):
     result = classifier.classify(sample_paths[0])
     image = read_image(sample_paths[0])
     np.testing.assert_array_equal(result.image, image)
+    assert result.source_shape == image.shape
     np.testing.assert_array_equal(result.model_input, preprocess(image, classifier.preprocess_config))
     assert result.model_input.dtype == np.uint8
 
 
 def test_classify_agrees_with_predict_batch(classifier, sample_paths):
-    stack = np.stack([classifier.prepare(path)[1] for path in sample_paths])
+    stack = np.stack([classifier.classify(path).model_input for path in sample_paths])
     batch = classifier.predict_batch(stack)
     single = [classifier.classify(path).probability_fractured for path in sample_paths]
     np.testing.assert_allclose(single, batch, atol=1e-6)
@@ -45,30 +46,6 @@ def test_unreadable_input_raises_image_read_error(classifier, tmp_path):
         classifier.classify(b"%PDF-1.4 definitely not an x-ray")
     with pytest.raises(ImageReadError, match="does not exist"):
         classifier.classify(tmp_path / "missing.png")
-
-
-def test_resolve_threshold_presets_and_numbers(classifier, trained_model):
-    metadata = json.loads((trained_model.directory / METADATA_FILENAME).read_text())
-    for name in THRESHOLD_NAMES:
-        assert classifier.resolve_threshold(name) == metadata["thresholds"][name]
-    assert classifier.resolve_threshold(0.3) == 0.3
-    assert classifier.resolve_threshold("0.25") == 0.25
-    assert classifier.resolve_threshold(0) == 0.0
-    assert classifier.resolve_threshold("1") == 1.0
-
-
-@pytest.mark.parametrize("threshold, message", [
-    ("nonsense", "unknown threshold 'nonsense'; valid: a number in [0, 1] or one of "
-                 + ", ".join(THRESHOLD_NAMES)),
-    (1.5, "threshold must be in [0, 1]; got 1.5"),
-    ("-0.1", "threshold must be in [0, 1]; got -0.1"),
-    (float("nan"), "threshold must be in [0, 1]"),
-    (None, "unknown threshold None"),
-])
-def test_resolve_threshold_errors(classifier, threshold, message):
-    with pytest.raises(ValueError) as error:
-        classifier.resolve_threshold(threshold)
-    assert message in str(error.value)
 
 
 def test_load_from_an_empty_directory(tmp_path):
@@ -92,30 +69,6 @@ def test_concurrent_predictions_equal_sequential(classifier, folder_dataset):
     assert len(set(sequential)) > 1  # the check means something only if images differ
 
 
-def test_verdict_report_follows_the_threshold_rule():
-    from core.inference import verdict_report
-
-    report = verdict_report("a.png", 0.3, 0.3, method="gradcam", model_version="v1")
-    assert report == {"file_name": "a.png", "probability_fractured": 0.3, "threshold": 0.3,
-                      "decision": "fractured", "verdict": "Fracture suspected",
-                      "method": "gradcam", "model_version": "v1"}
-    assert verdict_report("a.png", 0.29, 0.3, method="gradcam", model_version="v1")["verdict"] == \
-        "No fracture detected"
-
-
-def test_results_csv_quotes_names_and_leaves_unreadable_blank():
-    import csv
-    import io
-
-    from core.inference import results_csv
-
-    text = results_csv([("a, b.png", 0.25, "Fracture suspected"), ("x.png", None, "unreadable: bad")], 0.2)
-    rows = list(csv.reader(io.StringIO(text)))
-    assert rows == [["file", "probability_fractured", "verdict", "threshold"],
-                    ["a, b.png", "0.250000", "Fracture suspected", "0.200000"],
-                    ["x.png", "", "unreadable: bad", "0.200000"]]
-
-
 def test_warm_up_leaves_predictions_unchanged(classifier, synth):
     batch = np.stack([synth.xray(True, 7)[:32, :32, None], synth.xray(False, 8)[:32, :32, None]])
     before = classifier.predict_batch(batch)
@@ -123,37 +76,70 @@ def test_warm_up_leaves_predictions_unchanged(classifier, synth):
     np.testing.assert_array_equal(classifier.predict_batch(batch), before)
 
 
-def test_warm_up_for_the_app_traces_only_the_explained_pass(trained_model, sample_paths):
+def test_warm_up_traces_only_the_pass_it_is_asked_for(trained_model, sample_paths):
     fresh = FractureClassifier.load(trained_model.directory)
-    fresh.warm_up(explained_only=True)
+    fresh.warm_up(heatmap="gradcam")
     # Private passes, inspected on purpose: the point is which tf.function was traced at load.
-    assert fresh._forward_explained.experimental_get_tracing_count() == 1
+    assert fresh.explainer._grad_cam.experimental_get_tracing_count() == 1
     assert fresh._forward.experimental_get_tracing_count() == 0
-    fresh.classify(sample_paths[0], explain=True)
-    assert fresh._forward_explained.experimental_get_tracing_count() == 1  # no retrace on a real image
-    fresh.warm_up()
+    fresh.classify(sample_paths[0], heatmap="gradcam")
+    assert fresh.explainer._grad_cam.experimental_get_tracing_count() == 1  # no retrace on a real image
+    fresh.classify(sample_paths[0], heatmap="gradcam", class_index=0)
+    assert fresh.explainer._grad_cam.experimental_get_tracing_count() == 1  # the class is an input, not a retrace
+    fresh.warm_up(heatmap=None)
     assert fresh._forward.experimental_get_tracing_count() == 1
 
 
 def test_one_pass_verdict_and_heatmap_match_the_separate_calls(classifier, sample_paths):
-    from core.explain import GradCam
-
-    gradcam = GradCam(classifier.model, classifier.metadata["cam_layer"])
     for path in sample_paths[:3]:
         plain = classifier.classify(path)
-        explained = classifier.classify(path, explain=True)
-        assert plain.heatmap is None
+        explained = classifier.classify(path, heatmap="gradcam")
+        assert plain.heatmap is None and plain.heatmap_method is None
+        assert explained.heatmap_method == "gradcam"
         assert explained.probability_fractured == pytest.approx(plain.probability_fractured, abs=1e-6)
-        assert explained.radiograph_check == plain.radiograph_check or \
-            explained.radiograph_check.distance == pytest.approx(plain.radiograph_check.distance, abs=1e-5)
-        expected = gradcam(plain.model_input[None])[0]
+        assert explained.radiograph_check.distance == pytest.approx(plain.radiograph_check.distance, abs=1e-5)
+        expected = classifier.explainer.explain(plain.model_input[None], "gradcam")[0]
         assert explained.heatmap.shape == expected.shape
         np.testing.assert_allclose(explained.heatmap, expected, atol=1e-5)
         assert 0.0 <= explained.heatmap.min() and explained.heatmap.max() <= 1.0
+
+
+def test_classify_with_another_method_runs_that_method(classifier, sample_paths):
+    result = classifier.classify(sample_paths[0], heatmap="layercam")
+    expected = classifier.explainer.explain(result.model_input[None], "layercam")[0]
+    assert result.heatmap_method == "layercam"
+    np.testing.assert_allclose(result.heatmap, expected, atol=1e-6)
+
+
+def test_explaining_the_other_class_gives_another_map(classifier, sample_paths):
+    fractured = classifier.classify(sample_paths[0], heatmap="gradcam")
+    normal = classifier.classify(sample_paths[0], heatmap="gradcam", class_index=0)
+    assert normal.probability_fractured == fractured.probability_fractured
+    assert not np.allclose(normal.heatmap, fractured.heatmap)
+
+
+def test_unknown_heatmap_method_is_rejected_before_reading(classifier):
+    with pytest.raises(ValueError, match="unknown heatmap method 'occlusion'"):
+        classifier.classify(b"not even an image", heatmap="occlusion")
+
+
+def test_result_decides_with_the_threshold_rule(classifier, sample_paths):
+    result = classifier.classify(sample_paths[0])
+    p = result.probability_fractured
+    assert result.decision(p) == "fractured"
+    assert result.decision(np.nextafter(p, 1.0)) == "not_fractured"
+
+
+def test_display_copy_keeps_the_source_shape(classifier, synth, tmp_path):
+    path = synth.write_png(tmp_path / "wide.png", np.tile(synth.xray(True, 3), (20, 40)))
+    result = classifier.classify(path, heatmap="gradcam")
+    shown = result.for_display()
+    assert max(shown.image.shape) == 800 and shown.source_shape == result.source_shape == (960, 1920)
+    assert shown.probability_fractured == result.probability_fractured
 
 
 def test_explaining_needs_a_cam_layer(classifier, sample_paths):
     metadata = {key: value for key, value in classifier.metadata.items() if key != "cam_layer"}
     without = FractureClassifier(classifier.model, metadata)
     with pytest.raises(ValueError, match="cam_layer"):
-        without.classify(sample_paths[0], explain=True)
+        without.classify(sample_paths[0], heatmap="gradcam")
