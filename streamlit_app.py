@@ -2,8 +2,8 @@
 
     streamlit run streamlit_app.py
 
-Pages live in ``pages/``; all image and model logic lives in ``core``. Every page draws the shared
-threshold sidebar itself (``pages.shared.threshold_sidebar``).
+Pages live in ``pages/`` and only lay out what ``core`` computes; what they share (the threshold,
+the cached model and results) is ``pages/state.py``, the sidebar they all draw ``pages/widgets.py``.
 """
 
 import streamlit as st

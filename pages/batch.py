@@ -1,52 +1,109 @@
 """Batch: many X-rays in, one sortable table out (with CSV), and any row's heatmap on demand."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 import streamlit as st
 
-from core import ImageReadError, SUPPORTED_FORMATS, decide
-from core.inference import VERDICT_TEXT, results_csv
-from pages.shared import (analyse_upload, load_classifier, markdown_literal, overlay_png, threshold_sidebar,
-                          use_app_navigation, xray_png)
+from core.classifier import ImageResult
+from core.export import VERDICT_TEXT, BatchRow, results_csv
+from core.imaging import SUPPORTED_FORMATS, ImageReadError
+from core.thresholds import FRACTURED_DECISION
+from pages import state
+from pages.widgets import markdown_literal, threshold_sidebar
 
-use_app_navigation()
-st.title("Batch")
-threshold = threshold_sidebar()
-uploads = st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True)
-if not uploads:
-    st.info("Results appear here as a table: file, P(fractured) and the verdict at the current threshold.")
-    load_classifier()  # now, while the visitor picks files
-    st.stop()
 
-rows, readable = [], {}
-progress = st.progress(0.0, text="Classifying…")
-for index, upload in enumerate(uploads, start=1):
-    try:
-        probability, _, _, check, _ = analyse_upload(upload.getvalue())
-    except ImageReadError as error:
-        rows.append({"file": upload.name, "P(fractured)": None, "verdict": f"unreadable: {error}",
-                     "looks like an X-ray": None})
-    else:
-        # Exports often repeat a file name (an IM0001.dcm per study): every upload keeps its own entry.
-        label = upload.name if upload.name not in readable else f"{upload.name} (upload {index})"
-        readable[label] = upload.getvalue()
-        rows.append({"file": upload.name, "P(fractured)": round(probability, 4),
-                     "verdict": VERDICT_TEXT[decide(probability, threshold)],
+@dataclass(frozen=True)
+class BatchItem:
+    """One upload of the batch: its result, or why it could not be read."""
+
+    file_name: str
+    label: str  # unique within the batch: exports often repeat a name (an IM0001.dcm per study)
+    data: bytes
+    result: ImageResult | None = None
+    error: str | None = None
+
+    @property
+    def row(self) -> BatchRow:
+        return BatchRow(self.file_name, None if self.result is None else self.result.probability_fractured,
+                        self.error)
+
+
+def uploads_ui() -> list:
+    return st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True) or []
+
+
+def classify_ui(uploads: list) -> list[BatchItem]:
+    items, labels = [], set()
+    progress = st.progress(0.0, text="Classifying…")
+    for index, upload in enumerate(uploads, start=1):
+        data = upload.getvalue()
+        label = upload.name if upload.name not in labels else f"{upload.name} (upload {index})"
+        try:
+            items.append(BatchItem(upload.name, label, data, result=state.classify_upload(data)))
+            labels.add(label)
+        except ImageReadError as error:
+            items.append(BatchItem(upload.name, label, data, error=str(error)))
+        progress.progress(index / len(uploads), text=f"Classified {index} of {len(uploads)}")
+    progress.empty()
+    return items
+
+
+def summary_ui(items: list[BatchItem], threshold: float) -> None:
+    readable = [item.result for item in items if item.result is not None]
+    suspected = sum(result.decision(threshold) == FRACTURED_DECISION for result in readable)
+    unlike = sum(not result.radiograph_check.looks_like_radiograph for result in readable)
+    st.markdown(f"**{suspected} of {len(items)}** flagged at threshold {threshold:.3f}; "
+                f"{len(items) - len(readable)} unreadable.")
+    if unlike:
+        st.warning(f"{unlike} of {len(items)} do not look like radiographs (see the last column); "
+                   "their verdicts are unreliable.")
+
+
+def table_ui(items: list[BatchItem], threshold: float) -> None:
+    rows = []
+    for item in items:
+        if item.result is None:
+            rows.append({"file": item.file_name, "P(fractured)": None, "verdict": f"unreadable: {item.error}",
+                         "looks like an X-ray": None})
+            continue
+        check = item.result.radiograph_check
+        rows.append({"file": item.file_name, "P(fractured)": round(item.result.probability_fractured, 4),
+                     "verdict": VERDICT_TEXT[item.result.decision(threshold)],
                      "looks like an X-ray": "yes" if check.looks_like_radiograph else "no: " + "; ".join(check.reasons)})
-    progress.progress(index / len(uploads), text=f"Classified {index} of {len(uploads)}")
-progress.empty()
+    st.dataframe(rows, width="stretch", hide_index=True)
 
-suspected = sum(row["verdict"] == VERDICT_TEXT["fractured"] for row in rows)
-unlike = sum(str(row["looks like an X-ray"]).startswith("no") for row in rows)
-st.markdown(f"**{suspected} of {len(rows)}** flagged at threshold {threshold:.3f}; "
-            f"{len(rows) - len(readable)} unreadable.")
-if unlike:
-    st.warning(f"{unlike} of {len(rows)} do not look like radiographs (see the last column); "
-               "their verdicts are unreliable.")
-st.dataframe(rows, width="stretch", hide_index=True)
-csv_text = results_csv([(row["file"], row["P(fractured)"], row["verdict"]) for row in rows], threshold)
-st.download_button("Download CSV", csv_text, "fracture_batch.csv", "text/csv")
 
-if readable:
+def csv_ui(items: list[BatchItem], threshold: float) -> None:
+    csv_text = results_csv([item.row for item in items], threshold)
+    st.download_button("Download CSV", csv_text, "fracture_batch.csv", "text/csv")
+
+
+def heatmap_ui(items: list[BatchItem]) -> None:
+    readable = {item.label: item.data for item in items if item.result is not None}
+    if not readable:
+        return
     chosen = st.selectbox("Show the heatmap of", list(readable))
     left, right = st.columns(2)
-    left.image(xray_png(readable[chosen]), caption=markdown_literal(chosen), width="stretch")
-    right.image(overlay_png(readable[chosen]), caption="Grad-CAM for 'fractured'", width="stretch")
+    left.image(state.xray_png(readable[chosen]), caption=markdown_literal(chosen), width="stretch")
+    right.image(state.overlay_png(readable[chosen]), caption="Grad-CAM for 'fractured'", width="stretch")
+
+
+def main() -> None:
+    state.use_app_navigation()
+    st.title("Batch")
+    threshold = threshold_sidebar()
+    uploads = uploads_ui()
+    if not uploads:
+        st.info("Results appear here as a table: file, P(fractured) and the verdict at the current threshold.")
+        state.load_classifier()  # now, while the visitor picks files
+        return
+    items = classify_ui(uploads)
+    summary_ui(items, threshold)
+    table_ui(items, threshold)
+    csv_ui(items, threshold)
+    heatmap_ui(items)
+
+
+main()

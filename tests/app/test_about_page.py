@@ -18,4 +18,4 @@ def test_about_page_shows_the_disclaimer_citation_and_model_card():
     assert "## Model card" in text  # docs/model-card.md rendered, as a section of the page
     assert [heading.value for heading in app.title] == ["About this model"]
     assert not any(line.startswith("# ") for block in app.markdown for line in block.value.splitlines())
-    assert "python -m core.train" in app.code[0].value
+    assert "python -m training.train" in app.code[0].value

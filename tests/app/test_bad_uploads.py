@@ -5,20 +5,15 @@ and says what is wrong. Never an exception. AppTest bypasses the server's upload
 51 MB case shows what core's own byte limit says; tests/e2e/test_browser.py checks the browser's.
 """
 
-import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_DIR
 from core.imaging import MAX_FILE_BYTES
-
-# tests/ is not a package: tf-keras-vis installs a top-level "tests" package that would shadow it.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from corpus import CASES, Reads, Rejected  # noqa: E402
-from page_text import shown  # noqa: E402
+from tests.app.page_text import shown
+from tests.corpus import CASES, Reads, Rejected
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
 BATCH = str(PROJECT_DIR / "pages" / "batch.py")

@@ -7,8 +7,13 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from core.artifacts import load_thresholds
 from core.config import PROJECT_DIR
-from page_text import shown
+from core.export import VERDICT_TEXT
+from core.thresholds import decide
+from pages.state import THRESHOLD_KEY
+from tests.app.media import download_data
+from tests.app.page_text import shown
 
 PAGE = str(PROJECT_DIR / "pages" / "batch.py")
 
@@ -17,6 +22,12 @@ def _png_bytes(seed: int) -> bytes:
     pixels = np.random.default_rng(seed).integers(0, 255, (300, 240), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _flat_png(value: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((300, 240), value, np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -60,3 +71,27 @@ def test_uploads_with_the_same_name_keep_their_own_rows_and_heatmaps():
         assert not app.exception and shown(app.image[0].proto.imgs[0].caption) == option
         shown_images.add(app.image[0].proto.imgs[0].url)
     assert len(shown_images) == 3  # three different X-rays, not the last one three times
+
+
+def test_the_count_the_table_and_the_csv_decide_alike_at_the_exact_threshold(media_files):
+    specific = load_thresholds()["specific"]
+    app = AppTest.from_file(PAGE, default_timeout=120)
+    app.session_state[THRESHOLD_KEY] = specific
+    app.run()
+    files = [("noise.png", _png_bytes(7)), ("grey.png", _flat_png(128)), ("black.png", _flat_png(0)),
+             ("bad.png", b"<html>not an image</html>")]
+    app.file_uploader[0].set_value([(name, data, "image/png") for name, data in files]).run()
+    assert not app.exception
+
+    rows = list(csv.DictReader(io.StringIO(download_data(app, "Download CSV", media_files).decode())))
+    assert [row["file"] for row in rows] == [name for name, _ in files]
+    assert {row["threshold"] for row in rows} == {f"{specific:.6f}"}  # the stored value, to 6 decimals
+    readable = rows[:-1]
+    for row in readable:
+        assert row["verdict"] == VERDICT_TEXT[decide(float(row["probability_fractured"]), specific)]
+    assert rows[-1]["verdict"].startswith("unreadable: ")
+    flagged = sum(row["verdict"] == VERDICT_TEXT["fractured"] for row in readable)
+    table = app.dataframe[0].value
+    assert list(table["verdict"][:-1]) == [row["verdict"] for row in readable]
+    assert any(element.value.startswith(f"**{flagged} of {len(files)}** flagged at threshold {specific:.3f}; 1 unreadable")
+               for element in app.markdown)

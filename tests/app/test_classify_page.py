@@ -8,9 +8,16 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from core.artifacts import load_held_out, load_thresholds
+from core.classifier import FractureClassifier
 from core.config import PROJECT_DIR
-from core.heldout import HeldOutPredictions, describe_costs
-from page_text import shown
+from core.export import VERDICT_TEXT
+from core.heatmaps import METHODS
+from core.heldout import describe_costs
+from core.thresholds import PRESETS, decide
+from pages.state import SLIDER_KEY, THRESHOLD_KEY
+from tests.app.media import download_data, image_pixels
+from tests.app.page_text import shown
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
 TIMEOUT = 120  # the first run imports TensorFlow and loads the model
@@ -23,8 +30,23 @@ def _png_bytes(seed: int = 1) -> bytes:
     return buffer.getvalue()
 
 
+def _oval_png() -> bytes:
+    """A soft bright oval on black: with the shipped model its P(fractured) lies between the
+    presets, so their verdicts differ."""
+    rows, columns = np.mgrid[:400, :320]
+    pixels = np.clip(255 - 200 * ((columns - 160) ** 2 / 60**2 + (rows - 200) ** 2 / 170**2), 0, 255)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _verdicts(app: AppTest) -> list[str]:
     return [shown(element.value) for element in [*app.success, *app.error]]
+
+
+def _preset_button(app: AppTest, preset):
+    value = load_thresholds()[preset.name]
+    return next(button for button in app.sidebar.button if button.label == f"{preset.label} · {value:.3f}")
 
 
 @pytest.fixture
@@ -35,13 +57,19 @@ def app():
     return app
 
 
-def test_page_loads_with_a_disclaimer_and_the_screening_threshold(app):
+@pytest.fixture(scope="module")
+def classifier() -> FractureClassifier:
+    """The shipped model, loaded apart from the page's cache: the reference answer."""
+    return FractureClassifier.load()
+
+
+def test_page_loads_with_a_disclaimer_and_the_exact_screening_threshold(app):
     assert app.title[0].value == "Bone fracture detection"
     assert "not a medical device" in app.caption[0].value
-    from core.inference import FractureClassifier
-
-    screening = FractureClassifier.load().thresholds["screening"]
-    assert app.slider(key="threshold").value == pytest.approx(screening, abs=0.0005)
+    screening = load_thresholds()["screening"]
+    assert app.session_state[THRESHOLD_KEY] == screening  # as stored, not rounded
+    assert app.slider(key=SLIDER_KEY).value == pytest.approx(screening, abs=0.0005)
+    assert "Preset: **Catch almost every fracture**" in [block.value for block in app.sidebar.markdown]
 
 
 def test_upload_gives_a_verdict_a_heatmap_and_downloads(app):
@@ -55,24 +83,42 @@ def test_upload_gives_a_verdict_a_heatmap_and_downloads(app):
 
 def test_moving_the_threshold_flips_the_verdict_and_the_test_split_figures(app):
     app.file_uploader[0].upload("xray.png", _png_bytes(), "image/png").run()
-    held_out = HeldOutPredictions.load()
-    app.slider(key="threshold").set_value(0.0).run()
+    held_out = load_held_out()
+    app.slider(key=SLIDER_KEY).set_value(0.0).run()
+    assert app.session_state[THRESHOLD_KEY] == 0.0
     assert any("Fracture suspected" in text for text in _verdicts(app))
     low_costs = [c.value for c in app.sidebar.caption]
     assert describe_costs(held_out.at_threshold(0.0)).capitalize() + "." in low_costs
-    app.slider(key="threshold").set_value(1.0).run()
+    app.slider(key=SLIDER_KEY).set_value(1.0).run()
     assert any("No fracture detected" in text for text in _verdicts(app))
     high_costs = [c.value for c in app.sidebar.caption]
     assert describe_costs(held_out.at_threshold(1.0)).capitalize() + "." in high_costs
     assert low_costs != high_costs
+    assert "Custom threshold (no preset)" in [block.value for block in app.sidebar.markdown]
 
 
-def test_presets_set_the_threshold(app):
-    from core.inference import FractureClassifier
-
-    thresholds = FractureClassifier.load().thresholds
-    app.sidebar.button[2].click().run()  # "specific"
-    assert app.slider(key="threshold").value == pytest.approx(thresholds["specific"], abs=0.0005)
+def test_each_preset_decides_with_its_exact_stored_value(app, media_files, classifier):
+    thresholds = load_thresholds()
+    data = _oval_png()
+    probability = classifier.classify(data, heatmap="gradcam").probability_fractured  # what the page runs
+    for preset in PRESETS:
+        exact = thresholds[preset.name]
+        _preset_button(app, preset).click().run()
+        app.file_uploader[0].set_value((f"{preset.name}.png", data, "image/png")).run()
+        assert not app.exception
+        assert app.session_state[THRESHOLD_KEY] == exact  # the stored value itself, never round(exact, 3)
+        assert _preset_button(app, preset).proto.type == "primary"  # shown as the active preset
+        assert f"Preset: **{preset.label}**" in [block.value for block in app.sidebar.markdown]
+        [verdict] = _verdicts(app)
+        assert verdict.startswith(f"**{VERDICT_TEXT[decide(probability, exact)]}** — {preset.name}.png: ")
+        assert f"(threshold {exact:.3f})" in verdict  # rounded for display only
+        report = json.loads(download_data(app, "Report (JSON)", media_files))
+        assert report["threshold"] == round(exact, 6)
+        assert report["decision"] == decide(probability, exact)
+        assert report["probability_fractured"] == round(probability, 6)
+        # Any other widget's rerun keeps the exact value (the slider holds multiples of 0.001).
+        next(slider for slider in app.slider if slider.label == "Heatmap opacity").set_value(0.5).run()
+        assert app.session_state[THRESHOLD_KEY] == exact
 
 
 def test_several_uploads_each_get_a_verdict_and_a_bad_one_a_clear_message(app):
@@ -90,14 +136,17 @@ def test_several_uploads_each_get_a_verdict_and_a_bad_one_a_clear_message(app):
 
 
 @pytest.mark.parametrize("method", ["gradcam++", "layercam", "scorecam", "smoothgrad"])
-def test_switching_the_heatmap_method_changes_the_overlay(app, method):
-    from core.cam_methods import METHODS
-
+def test_switching_the_heatmap_method_changes_the_overlay_pixels(app, media_files, method):
     app.file_uploader[0].upload("xray.png", _png_bytes(), "image/png").run()
     assert app.image[1].proto.imgs[0].caption == "Grad-CAM for 'fractured'"
+    xray, grad_cam = image_pixels(app, 0, media_files), image_pixels(app, 1, media_files)
     app.selectbox[0].set_value(method).run()
     assert not app.exception
     assert app.image[1].proto.imgs[0].caption == f"{METHODS[method]} for 'fractured'"
+    other = image_pixels(app, 1, media_files)
+    assert np.array_equal(image_pixels(app, 0, media_files), xray)  # the X-ray stays as it was
+    assert other.shape == grad_cam.shape == (*xray.shape[:2], 3)
+    assert not np.array_equal(other, grad_cam)
 
 
 def test_a_colour_photograph_gets_its_verdict_marked_unreliable(app):
@@ -113,7 +162,7 @@ def test_a_colour_photograph_gets_its_verdict_marked_unreliable(app):
 
 
 def test_a_real_radiograph_gets_no_warning(app):
-    from core.config import DEFAULT_DATA_DIR
+    from training.config import DEFAULT_DATA_DIR
 
     image = DEFAULT_DATA_DIR / "images" / "fractured" / "IMG0000019.jpg"
     if not image.is_file():

@@ -6,7 +6,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import METRICS_FILENAME, MODELS_DIR, PROJECT_DIR
-from core.heldout import HeldOutPredictions
+from core.artifacts import load_held_out, load_thresholds
+from pages.state import SPLIT_KEY, THRESHOLD_KEY
 
 PAGE = str(PROJECT_DIR / "pages" / "performance.py")
 METRICS = json.loads((MODELS_DIR / METRICS_FILENAME).read_text())
@@ -34,16 +35,17 @@ def test_page_shows_the_test_auroc_and_its_ci(app):
 
 
 def test_without_a_threshold_in_session_it_uses_the_screening_preset(app):
+    assert app.session_state[THRESHOLD_KEY] == load_thresholds()["screening"]  # exactly, not rounded
     screening = METRICS["splits"]["test"]["operating_points"]["screening"]
     assert _metric(app, "Sensitivity") == f"{100 * screening['sensitivity']:.1f}%"
     assert _metric(app, "Specificity") == f"{100 * screening['specificity']:.1f}%"
 
 
 def test_the_session_threshold_drives_the_figures(app):
-    app.session_state["threshold"] = 0.5
+    app.session_state[THRESHOLD_KEY] = 0.5
     app.run()
     assert not app.exception
-    point = HeldOutPredictions.load(split="test").at_threshold(0.5)
+    point = load_held_out(split="test").at_threshold(0.5)
     assert _metric(app, "Sensitivity") == f"{100 * point['sensitivity']:.1f}%"
     assert _metric(app, "NPV") == f"{100 * point['npv']:.1f}%"
     assert any(f"{point['tp']} of {point['n_positive']}" == caption.value for caption in app.caption)
@@ -51,7 +53,7 @@ def test_the_session_threshold_drives_the_figures(app):
 
 
 def test_switching_to_val(app):
-    app.radio(key="performance_split").set_value("val").run()
+    app.radio(key=SPLIT_KEY).set_value("val").run()
     assert not app.exception
     val = METRICS["splits"]["val"]
     assert _metric(app, "AUROC") == f"{val['auroc']['auroc']:.3f}"

@@ -28,15 +28,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_DIR
-from page_text import shown
-
-# tests/ is not a package: tf-keras-vis installs a top-level "tests" package that would shadow it.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from corpus import dicom_bytes  # noqa: E402
+from tests.app.media import download_data
+from tests.app.page_text import shown
+from tests.corpus import dicom_bytes
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
 BATCH = str(PROJECT_DIR / "pages" / "batch.py")
@@ -98,26 +95,6 @@ def _truncated_dicom() -> bytes:
 
 # --- what the page holds --------------------------------------------------------------------------
 
-@pytest.fixture
-def media_files(monkeypatch) -> dict[str, bytes]:
-    """``{file id: bytes}`` of every file the page hands to Streamlit's media store (images and
-    downloads alike).
-
-    AppTest builds a fresh in-memory store per run and drops it afterwards; this records what
-    each run put in it, through the store's own method.
-    """
-    recorded: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def recording(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        recorded[file_id] = path_or_data if isinstance(path_or_data, bytes) else Path(path_or_data).read_bytes()
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
-    return recorded
-
-
 def _page_bytes(app: AppTest) -> bytes:
     """The serialised protobuf of every element and block on the page, main area and sidebar."""
     parts = [node.proto.SerializeToString() for node in app._tree if getattr(node, "proto", None) is not None]
@@ -128,15 +105,6 @@ def _page_bytes(app: AppTest) -> bytes:
 def _leaks(blob: bytes | str) -> list[str]:
     text = shown((blob.decode("utf-8", "replace") if isinstance(blob, bytes) else blob).lower())
     return [secret for secret in SECRETS if secret in text]
-
-
-def _download(app: AppTest, label: str, media: dict[str, bytes]) -> bytes:
-    """The bytes behind a rendered download button (its URL names the media file's id)."""
-    buttons = [button for button in app.get("download_button") if button.label == label]
-    assert buttons, f"no download button {label!r}"
-    file_id = Path(buttons[0].proto.url).stem
-    assert file_id in media, f"the data of {label!r} ({buttons[0].proto.url}) is not in the media store"
-    return media[file_id]
 
 
 # --- (a) uploads stay in memory -------------------------------------------------------------------
@@ -276,7 +244,7 @@ def test_dicom_patient_data_is_never_shown_on_classify(all_logs, capfd, recwarn,
     page = _page_bytes(app)
     assert "visible_probe_study" in shown(page.decode("utf-8", "replace"))
     assert _leaks(page) == []
-    report = _download(app, "Report (JSON)", media_files)
+    report = download_data(app, "Report (JSON)", media_files)
     assert json.loads(report)["file_name"] == name
     assert _leaks(report) == []
     assert all(_leaks(data) == [] for data in media_files.values())
@@ -298,7 +266,7 @@ def test_dicom_patient_data_is_never_shown_on_batch(all_logs, capfd, recwarn, me
     assert not verdicts[0].startswith("unreadable") and all(v.startswith("unreadable") for v in verdicts[1:])
     page = _page_bytes(app)
     assert b"probe_broken" in page and _leaks(page) == []
-    csv_text = _download(app, "Download CSV", media_files).decode()
+    csv_text = download_data(app, "Download CSV", media_files).decode()
     assert all(name in csv_text for name in names) and "unreadable" in csv_text
     assert _leaks(csv_text) == []
     assert all(_leaks(data) == [] for data in media_files.values())

@@ -24,39 +24,21 @@ The shipped model is real; images are synthetic (different per thread) plus, whe
 from __future__ import annotations
 
 import csv
-import io
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from core import FractureClassifier, HeatmapExplainer
 from core.config import MODELS_DIR
+from tests.threads import run_together, synthetic_image
 from training.config import DEFAULT_DATA_DIR
 
 THREADS = 8
 ROUNDS = 3
 DETERMINISTIC_METHODS = ("gradcam", "gradcam++", "layercam", "scorecam")
-BARRIER_TIMEOUT = 120  # seconds; a thread stuck before the barrier fails the test instead of hanging it
 
 pytestmark = pytest.mark.skipif(not (MODELS_DIR / "metadata.json").is_file(),
                                 reason=f"no shipped model in {MODELS_DIR}")
-
-
-def _synthetic_image(index: int) -> bytes:
-    """A distinct grey 'radiograph' per index: its own size, noise and bright oblique band."""
-    height, width = 300 + 23 * index, 240 + 31 * index
-    rng = np.random.default_rng(1000 + index)
-    pixels = rng.integers(10, 90, (height, width)).astype(np.uint8)
-    rows = np.arange(height)[:, None]
-    cols = np.arange(width)[None, :]
-    band = np.abs(cols - (0.5 + 0.3 * np.sin(index)) * width - (rows - height / 2) * (index % 3 - 1) * 0.5)
-    pixels[band < 6 + index] = 230  # bone-bright, in a different place on every image
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG" if index % 2 else "JPEG")
-    return buffer.getvalue()
 
 
 def _fracatlas_test_images(count: int) -> list[bytes]:
@@ -83,7 +65,7 @@ def explainer(classifier) -> HeatmapExplainer:
 
 @pytest.fixture(scope="module")
 def synthetic_images() -> list[bytes]:
-    images = [_synthetic_image(index) for index in range(THREADS)]
+    images = [synthetic_image(index) for index in range(THREADS)]
     assert len(set(images)) == THREADS
     return images
 
@@ -100,18 +82,6 @@ def _analyse(classifier, explainer, data: bytes, methods) -> tuple[float, dict[s
     result = classifier.classify(data)
     return result.probability_fractured, {method: explainer.explain(result.model_input[None], method)[0]
                                           for method in methods}
-
-
-def _run_together(task, count: int) -> list:
-    """Runs ``task(index)`` for ``index < count`` in ``count`` threads released by one barrier."""
-    barrier = threading.Barrier(count, timeout=BARRIER_TIMEOUT)
-
-    def start_together(index):
-        barrier.wait()
-        return task(index)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(start_together, range(count)))
 
 
 def _rotated(methods, by: int) -> tuple[str, ...]:
@@ -137,7 +107,7 @@ def _check_concurrent_rounds(classifier, explainer, images: list[bytes]) -> None
             methods = _rotated(DETERMINISTIC_METHODS, thread + round_number)
             return image_index, _analyse(classifier, explainer, images[image_index], methods)
 
-        for image_index, answer in _run_together(task, THREADS):
+        for image_index, answer in run_together(task, THREADS):
             _assert_same(sequential[image_index], answer, f"round {round_number}, image {image_index}")
 
 
@@ -162,7 +132,7 @@ def test_first_use_from_many_threads_at_once(classifier, explainer, synthetic_im
         # Two threads per method start on it at once (8 threads, 4 methods).
         return _analyse(cold_classifier, cold_explainer, synthetic_images[thread], _rotated(DETERMINISTIC_METHODS, thread))
 
-    for index, answer in enumerate(_run_together(task, THREADS)):
+    for index, answer in enumerate(run_together(task, THREADS)):
         _assert_same(reference[index], answer, f"cold start, image {index}")
     # Every visualiser the threads raced for was built and kept for the next caller.
     assert set(cold_explainer._visualisers) == set(DETERMINISTIC_METHODS) - {"gradcam"}
@@ -175,7 +145,7 @@ def test_the_shared_model_is_left_as_it_was(classifier, explainer, synthetic_ima
 
     weights_before = [weight.copy() for weight in classifier.model.get_weights()]
     model_input = classifier.classify(synthetic_images[0]).model_input[None]
-    _run_together(lambda thread: explainer.explain(model_input, _rotated(DETERMINISTIC_METHODS, thread)[0]), THREADS)
+    run_together(lambda thread: explainer.explain(model_input, _rotated(DETERMINISTIC_METHODS, thread)[0]), THREADS)
     assert classifier.model.get_layer("probabilities").activation is keras.activations.softmax
     assert all(np.array_equal(before, after) for before, after in zip(weights_before, classifier.model.get_weights()))
     outputs = classifier.model(model_input.astype(np.float32), training=False).numpy()
@@ -186,7 +156,7 @@ def test_smoothgrad_runs_concurrently_and_gives_valid_maps(classifier, explainer
     """Not compared with a sequential run: its noise is unseeded (see the module docstring)."""
     size = classifier.preprocess_config.image_size
     inputs = [classifier.classify(data).model_input[None] for data in synthetic_images[:4]]
-    maps = _run_together(lambda thread: explainer.explain(inputs[thread], "smoothgrad"), len(inputs))
+    maps = run_together(lambda thread: explainer.explain(inputs[thread], "smoothgrad"), len(inputs))
     for heatmap in maps:
         assert heatmap.shape == (1, size, size) and heatmap.dtype == np.float32
         assert np.isfinite(heatmap).all() and heatmap.min() >= 0.0 and heatmap.max() == pytest.approx(1.0)

@@ -1,0 +1,147 @@
+"""What the pages share: the session's decision threshold and the cached loaders.
+
+Every session-state key of the app is defined here and nowhere else. The loaders wrap plain
+``core`` functions in Streamlit caches: the model is built once per process and shared by every
+session and thread, and each upload is classified once per content, so moving the slider or
+switching pages never re-runs the network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import artifacts
+from core.classifier import FractureClassifier, ImageResult
+from core.config import PROJECT_DIR
+from core.heatmaps import DEFAULT_METHOD
+from core.heldout import HeldOutPredictions
+from core.overlay import encode_png, overlay_on_original
+from core.thresholds import OperatingThresholds
+
+THRESHOLD_KEY = "threshold"  # the exact decision threshold every page decides with
+SLIDER_KEY = "threshold_slider"  # the slider's own value: shows the threshold, sets it when moved
+SPLIT_KEY = "performance_split"  # the split the Model performance page shows
+APP_START_PRESET = "screening"  # a missed fracture costs more than a false alarm
+MODEL_CARD = PROJECT_DIR / "docs" / "model-card.md"
+
+
+def use_app_navigation() -> None:
+    """Every page's first call: without it, a deep link on a fresh server opens Streamlit's legacy
+    ``pages/`` mode (this page alone, every file in ``pages/`` listed as a page)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()  # through streamlit_app.py and its st.navigation
+
+
+# --- the decision threshold ------------------------------------------------------------------------
+
+def threshold() -> float:
+    """The session's threshold, exactly as stored or chosen (the screening preset at first)."""
+    return st.session_state.setdefault(THRESHOLD_KEY, load_thresholds()[APP_START_PRESET])
+
+
+def set_threshold(value: float) -> None:
+    st.session_state[THRESHOLD_KEY] = value
+
+
+def _take_slider_value() -> None:
+    set_threshold(st.session_state[SLIDER_KEY])
+
+
+def bind_threshold_slider() -> dict:
+    """``key`` and ``on_change`` of the threshold slider, its value first set to the exact threshold.
+
+    The slider is a new widget on each page (Streamlit's widget ids include the page) and holds
+    multiples of its step, so the exact threshold lives under its own key: the slider is set
+    from it on every run and replaces it only when the user moves it.
+    """
+    st.session_state[SLIDER_KEY] = threshold()
+    return {"key": SLIDER_KEY, "on_change": _take_slider_value}
+
+
+# --- what models/ holds ----------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_classifier() -> FractureClassifier:
+    classifier = FractureClassifier.load()
+    classifier.warm_up(heatmap=DEFAULT_METHOD)  # the pages classify with heatmap=DEFAULT_METHOD
+    return classifier
+
+
+@st.cache_resource  # OperatingThresholds holds a mapping proxy, which cache_data cannot pickle
+def load_thresholds() -> OperatingThresholds:
+    """The preset thresholds without TensorFlow: the sidebar draws before the model loads."""
+    return artifacts.load_thresholds()
+
+
+@st.cache_resource
+def load_held_out(split: str = "test") -> HeldOutPredictions:
+    return artifacts.load_held_out(split=split)
+
+
+@st.cache_data(show_spinner=False)
+def load_metadata() -> dict:
+    return artifacts.load_metadata()
+
+
+@st.cache_data(show_spinner=False)
+def load_metrics() -> dict:
+    return artifacts.load_metrics()
+
+
+@st.cache_data(show_spinner=False)
+def load_history() -> list[dict]:
+    return artifacts.load_history()
+
+
+@st.cache_data(show_spinner=False)
+def load_probability_rows() -> list[dict]:
+    return artifacts.load_probability_rows()
+
+
+@st.cache_data(show_spinner=False)
+def load_model_card() -> str:
+    """The model card as a section of a page: its own title would be a second page heading."""
+    text = MODEL_CARD.read_text(encoding="utf-8")
+    title, _, body = text.partition("\n")
+    return f"## {title.lstrip('# ')}\n{body}" if title.startswith("# ") else text
+
+
+# --- one upload, cached by its content ------------------------------------------------------------
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def classify_upload(data: bytes) -> ImageResult:
+    """The verdict and Grad-CAM of one upload from one compiled pass, with its image sized for
+    display (the cache pickles every value it keeps).
+
+    Raises:
+        core.imaging.ImageReadError: if the bytes are not a readable image.
+    """
+    return load_classifier().classify(data, heatmap=DEFAULT_METHOD).for_display()
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def heatmap_of(data: bytes, method: str = DEFAULT_METHOD) -> np.ndarray:
+    """The model-input heatmap (S, S) of one upload for one method."""
+    result = classify_upload(data)
+    if method == result.heatmap_method:
+        return result.heatmap
+    return load_classifier().explainer.explain(result.model_input[None], method)[0]
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def xray_png(data: bytes) -> bytes:
+    """The upload as read, sized for display, as PNG bytes (encoded once, not on every rerun)."""
+    return encode_png(np.round(classify_upload(data).image * 255).astype(np.uint8))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def overlay_png(data: bytes, method: str = DEFAULT_METHOD, opacity: float = 0.4, colormap: str = "jet") -> bytes:
+    """The heatmap overlay of one upload as PNG bytes, for display and download alike."""
+    result = classify_upload(data)
+    rgb = overlay_on_original(result.image, heatmap_of(data, method), load_classifier().preprocess_config,
+                              source_shape=result.source_shape, opacity=opacity, colormap=colormap)
+    return encode_png(rgb)
