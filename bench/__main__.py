@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import agreement, batch, processes, stages, startup
+from bench import agreement, app_harness, batch, processes, stages
 from bench.data import bench_images
 from bench.report import figure, measure, once, table, target, targets_table
 from bench.timing import peak_rss_mb, seconds
-from core.config import DEFAULT_DATA_DIR
+from training.config import DEFAULT_DATA_DIR
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 # n: images timed per stage (after WARMUP more); n_slow: per slow heatmap method; batch: images in
@@ -86,7 +86,7 @@ def gradcam_agreement(args, ctx: stages.Context, plan: dict) -> dict:
         source, test_inputs = "the bench's GENERATED images (no FracAtlas)", np.stack(ctx.model_inputs)
     else:
         source = f"FracAtlas test split, {'all' if plan['agreement'] is None else 'first'} {len(test_inputs)} images"
-    return agreement.gradcam_agreement(ctx.explainer, test_inputs, source)
+    return agreement.gradcam_agreement(ctx.explainer, ctx.reference_gradcam, test_inputs, source)
 
 
 def other_processes(args, images, plan: dict, whole_ms: float, results: dict) -> list[dict]:
@@ -97,8 +97,8 @@ def other_processes(args, images, plan: dict, whole_ms: float, results: dict) ->
         figures, results["cold_start"] = processes.cold_start(paths, plan["cold_runs"])
         if args.no_browser:
             results["skipped"]["browser"] = "--no-browser"
-        elif not startup.CHROMIUM.exists():
-            results["skipped"]["browser"] = f"no Chromium at {startup.CHROMIUM}"
+        elif not app_harness.CHROMIUM.exists():
+            results["skipped"]["browser"] = f"no Chromium at {app_harness.CHROMIUM}"
         else:
             print("measuring streamlit + Chromium …", flush=True)
             more, results["browser"] = processes.browser(paths, plan["warm_uploads"], whole_ms)
@@ -138,14 +138,13 @@ def main(argv=None) -> int:
     results["images"] = images.source
     print(f"images: {images.source}", flush=True)
 
-    from core import Explainer, FractureClassifier
+    from core.classifier import FractureClassifier
 
     load_s, classifier = seconds(FractureClassifier.load)
-    warm_s, _ = seconds(classifier.warm_up)
-    explainer = Explainer(classifier.model, classifier.metadata["cam_layer"])
+    warm_s, _ = seconds(lambda: classifier.warm_up(heatmap="gradcam"))
     results["model"] = {"version": classifier.version, "input_size": classifier.preprocess_config.image_size,
                         "load_s": load_s, "warm_up_s": warm_s}
-    ctx = stages.prepare_context(classifier, explainer, list(images.files), WARMUP)
+    ctx = stages.prepare_context(classifier, list(images.files), WARMUP)
 
     figures = in_process(ctx, images.files, plan)
     results["gradcam_agreement"] = gradcam_agreement(args, ctx, plan)
@@ -174,7 +173,7 @@ def judge(args, images, whole_ms: float, batch_s: float, browser: dict | None, p
     """The issue's targets, judged only where this run measured what they are about."""
     not_typical = ("--quick runs too few images" if args.quick
                    else "" if images.paths else "the images are generated, not FracAtlas radiographs")
-    no_browser = "--no-browser" if args.no_browser else f"no Chromium at {startup.CHROMIUM}"
+    no_browser = "--no-browser" if args.no_browser else f"no Chromium at {app_harness.CHROMIUM}"
     return [
         target("whole path p50, typical 373×454 radiograph", None if not_typical else whole_ms,
                TARGETS["whole_path_ms"], "ms", not_typical),

@@ -2,10 +2,12 @@
 
 * ``model.predict`` for one image (builds a data pipeline on every call);
 * tf-keras-vis visualisers rebuilt for every call (``clone=True`` copies the model each time),
-  called with the same options as :class:`core.cam_methods.Explainer`, so that rebuilding is the
-  only difference from ours;
-* the overlay as core/explain.py drew it before this work (matplotlib colormap on every pixel,
-  float64 blend) and Pillow's PNG encoder (level 1 as the app used; level 6 is Pillow's default).
+  called with the same options as :class:`core.heatmaps.HeatmapExplainer`, so that rebuilding is
+  the only difference from ours;
+* tf-keras-vis's own Grad-CAM built once (:class:`TfKerasVisGradcam`): the library the compiled
+  Grad-CAM replaces, for its speed and for the agreement of the maps (bench/agreement.py);
+* the overlay as the app drew it before this work (matplotlib colormap on every pixel, float64
+  blend) and Pillow's PNG encoder (level 1 as the app used; level 6 is Pillow's default).
 """
 
 from __future__ import annotations
@@ -17,12 +19,10 @@ import cv2
 import numpy as np
 
 from core.config import FRACTURED
-from core.explain import heatmap_to_image
+from core.heatmaps import SCORECAM_MAX_N, SMOOTH_NOISE, SMOOTH_SAMPLES
 from core.imaging import read_image
+from core.overlay import heatmap_to_image
 from core.preprocessing import preprocess
-
-SCORECAM_MAX_N = 10  # as core.cam_methods, so the rebuilt Score-CAM does the same work
-SMOOTH_SAMPLES, SMOOTH_NOISE = 20, 0.20
 
 
 def predict_probability(model, model_input: np.ndarray) -> float:
@@ -47,7 +47,8 @@ def build_visualiser(model, method: str):
 
 
 def visualiser_maps(visualiser, method: str, images: np.ndarray, cam_layer: str) -> np.ndarray:
-    """Maps (N, S, S) from a tf-keras-vis visualiser, with the options core.cam_methods uses."""
+    """Maps (N, S, S) from a tf-keras-vis visualiser, with the options core.heatmaps uses (so the
+    rebuilt Score-CAM and SmoothGrad do the same work as ours)."""
     from tf_keras_vis.utils.scores import CategoricalScore
 
     score = CategoricalScore(FRACTURED)
@@ -58,7 +59,8 @@ def visualiser_maps(visualiser, method: str, images: np.ndarray, cam_layer: str)
     options = dict(penultimate_layer=cam_layer, seek_penultimate_conv_layer=False,
                    expand_cam=False, normalize_cam=False)
     if method == "scorecam":
-        options["max_N"] = SCORECAM_MAX_N
+        channels = visualiser.model.get_layer(cam_layer).output.shape[-1]
+        options["max_N"] = min(SCORECAM_MAX_N, channels)
     cams = np.asarray(visualiser(score, images, **options), np.float32)
     size = images.shape[1]
     return np.stack([cv2.resize(cam, (size, size), interpolation=cv2.INTER_LINEAR) for cam in cams])
@@ -69,8 +71,24 @@ def rebuilt_maps(model, method: str, images: np.ndarray, cam_layer: str) -> np.n
     return visualiser_maps(build_visualiser(model, method), method, images, cam_layer)
 
 
+class TfKerasVisGradcam:
+    """tf-keras-vis's Grad-CAM, built once and reused: ``(N, S, S, 1)`` inputs -> unit maps (N, S, S).
+
+    Called with the options core.heatmaps gives the other tf-keras-vis methods (the CAM layer
+    named, no min-max normalisation, bilinear resize to the input size) and normalised like the
+    compiled Grad-CAM, so the maps compare pixel for pixel.
+    """
+
+    def __init__(self, model, cam_layer: str):
+        self.cam_layer = cam_layer
+        self.visualiser = build_visualiser(model, "gradcam")
+
+    def __call__(self, model_inputs: np.ndarray) -> np.ndarray:
+        return unit_maps(visualiser_maps(self.visualiser, "gradcam", model_inputs, self.cam_layer))
+
+
 def unit_maps(maps: np.ndarray) -> np.ndarray:
-    """Negatives to zero, each map divided by its peak (as core.cam_methods normalises)."""
+    """Negatives to zero, each map divided by its peak (as core.heatmaps normalises)."""
     maps = np.maximum(np.nan_to_num(maps), 0.0)
     peaks = maps.max(axis=(1, 2), keepdims=True)
     return np.divide(maps, peaks, out=np.zeros_like(maps), where=peaks > 0)
@@ -78,7 +96,7 @@ def unit_maps(maps: np.ndarray) -> np.ndarray:
 
 def matplotlib_overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4,
                        colormap: str = "jet") -> np.ndarray:
-    """core.explain.overlay_heatmap as it was before the colour table, checks included (verbatim)."""
+    """core.overlay.overlay_heatmap as it was before the colour table, checks included (verbatim)."""
     import matplotlib
 
     if image.shape != heatmap.shape or image.ndim != 2:
@@ -99,7 +117,7 @@ def matplotlib_overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 
 
 
 def pillow_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
-    """PNG bytes through Pillow; level 1 is what core.explain.encode_png used before, 6 the default."""
+    """PNG bytes through Pillow; level 1 is what core.overlay.encode_png used before, 6 the default."""
     from PIL import Image
 
     buffer = io.BytesIO()

@@ -11,8 +11,10 @@ from bench import baselines
 from bench.report import figure, measure
 from bench.stages import Context, fast_whole_path
 from bench.timing import seconds
-from core import decide
-from core.explain import encode_png, fit_for_display, overlay_on_original
+from core.imaging import read_image
+from core.overlay import encode_png, fit_for_display, overlay_on_original
+from core.preprocessing import preprocess
+from core.thresholds import decide
 
 HEATMAP_CHUNK = 32  # Grad-CAM images per compiled call; larger chunks gain nothing on 2 cores
 
@@ -21,17 +23,22 @@ def batched(classifier, explainer, threshold: float, files: list[bytes]) -> list
     """Decode and overlay in threads (Pillow, OpenCV and NumPy release the GIL), classify and
     explain in batches through the compiled passes."""
     config = classifier.preprocess_config
+
+    def prepare(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+        image = read_image(data)
+        return image, preprocess(image, config)
+
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        prepared = list(pool.map(classifier.prepare, files))
-        model_inputs = np.stack([model_input for _, model_input in prepared])
+        images, model_inputs = zip(*pool.map(prepare, files))
+        model_inputs = np.stack(model_inputs)
         probabilities = classifier.predict_batch(model_inputs)
         heatmaps = np.concatenate([explainer.explain(model_inputs[start : start + HEATMAP_CHUNK], "gradcam")
                                    for start in range(0, len(model_inputs), HEATMAP_CHUNK)])
 
         def finish(index: int) -> tuple[str, bytes]:
-            image = fit_for_display(prepared[index][0])
-            png = encode_png(overlay_on_original(image, heatmaps[index], config))
-            return decide(float(probabilities[index]), threshold), png
+            image = images[index]
+            overlay = overlay_on_original(fit_for_display(image), heatmaps[index], config, source_shape=image.shape)
+            return decide(float(probabilities[index]), threshold), encode_png(overlay)
 
         return list(pool.map(finish, range(len(files))))
 

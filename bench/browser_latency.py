@@ -1,85 +1,46 @@
 """Warm upload -> verdict + heatmap latency in a real browser (headless Chromium, loopback only).
 
-    .venv/bin/python bench/browser_latency.py [--images 8]
+    .venv/bin/python -m bench.browser_latency [--images 8] [--data-dir DIR]
 
 Starts `streamlit run` on a free loopback port, opens the Classify page once per image (the
 server, its model and Grad-CAM stay warm; each image is new to the cache), uploads a typical
 373x454 FracAtlas test radiograph and times until its verdict and both images are on screen.
-Needs ../shared/datasets/fracatlas and Debian's /usr/bin/chromium. Prints the first (cold) and
-the warm timings.
+Needs FracAtlas (../shared/datasets/fracatlas by default) and Debian's /usr/bin/chromium. Prints
+the first (cold) and the warm timings.
 """
 
+from __future__ import annotations
+
 import argparse
-import csv
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = PROJECT_DIR.parent / "shared" / "datasets" / "fracatlas"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOWN = ("([name]) => Array.from(document.querySelectorAll('[data-testid=stAlert]'))"
-         ".some(a => a.innerText.includes(name))"
-         " && document.querySelectorAll('[data-testid=stImage] img').length >= 2")
+from bench import app_harness
+from bench.data import bench_images
+from training.config import DEFAULT_DATA_DIR
 
 
-def typical_test_images(count: int) -> list[Path]:
-    with open(DATA_DIR / "labels.csv", newline="") as handle:
-        rows = [row for row in csv.DictReader(handle)
-                if row["split"] == "test" and (row["original_width"], row["original_height"]) == ("373", "454")]
-    return [DATA_DIR / row["path"] for row in rows[:count]]
+def upload_seconds(url: str, images: list[Path]) -> list[float]:
+    """Seconds from upload to verdict + both images, one fresh page load per image."""
+    with app_harness.chromium() as browser:
+        return app_harness.upload_to_answer_seconds(app_harness.new_page(browser), url, images)
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-                               "--server.address", "127.0.0.1", "--server.port", str(port)],
-                              cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            return server, url
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(server.pid, signal.SIGTERM)
-    raise SystemExit("streamlit did not start")
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=8)
-    args = parser.parse_args()
-    server, url = start_server()
-    try:
-        with sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            seconds = []
-            for image in typical_test_images(args.images):
-                page.goto(url, timeout=60_000)
-                page.wait_for_selector("input[type=file]", state="attached", timeout=120_000)
-                page.wait_for_timeout(500)
-                started = time.perf_counter()
-                page.set_input_files("input[type=file]", str(image))
-                page.wait_for_function(SHOWN, arg=[image.name], timeout=120_000)
-                seconds.append(time.perf_counter() - started)
-            browser.close()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.browser_latency", description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=8, help="uploads, the first of them cold (at least 2)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the FracAtlas folder")
+    args = parser.parse_args(argv)
+    if args.images < 2:
+        parser.error("--images must be at least 2: one cold upload, then warm ones")
+    if not app_harness.CHROMIUM.exists():
+        raise SystemExit(f"no Chromium at {app_harness.CHROMIUM}")
+    images = bench_images(args.data_dir, args.images)
+    if not images.paths:
+        raise SystemExit(f"needs FracAtlas test images; {images.source}")
+    with app_harness.serve_app() as app:
+        seconds = upload_seconds(app.url, list(images.paths))
     warm = seconds[1:]
     print(f"first upload (cold caches) {seconds[0]:.2f} s; warm: median {statistics.median(warm):.2f} s, "
           f"min {min(warm):.2f} s, max {max(warm):.2f} s over {len(warm)} uploads")

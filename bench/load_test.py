@@ -1,55 +1,50 @@
 """Many users at once: N browser sessions upload N different X-rays to ONE Streamlit server.
 
-    .venv/bin/python bench/load_test.py [--sessions 20] [--timeout 600]
+    .venv/bin/python -m bench.load_test [--sessions 20] [--timeout 600]
 
 Starts one `streamlit run streamlit_app.py` on a free loopback port and opens N sessions in
 headless Chromium (one browser, a separate context per session, so each is its own Streamlit
-session). When every page is ready, all N upload at the same moment, each a DIFFERENT image:
-FracAtlas test radiographs from ../shared/datasets/fracatlas when present, else distinct
-synthetic PNGs. The images are handed to the browser from memory, never written to disk.
+session), both through bench/app_harness.py. When every page is ready, all N upload at the same
+moment, each a DIFFERENT image: FracAtlas test radiographs from ../shared/datasets/fracatlas
+when present, else distinct synthetic PNGs. The images are handed to the browser from memory,
+never written to disk.
 
 A session is correct when its page shows, in the verdict naming its own file, the P(fractured)
-and the verdict that `core` computes for those bytes (`FractureClassifier.load().classify`,
-formatted as pages/classify.py does at the default threshold), both images have loaded, and there
-is no exception element. Prints sessions, correct count, errors, wall time, per-session latency
-(upload to answer) p50/p95/max, and the server's peak memory, polled from /proc (VmRSS of the
-server's process tree, and the kernel's high-water mark VmHWM). Exit status 0 iff every session
-is correct. tests/load/test_concurrent_sessions.py runs the same code with 20 sessions.
+that `core` computes for those bytes (``FractureClassifier.load().classify``, to the page's 3
+decimals) and the verdict at the threshold a new session starts at (the screening preset), both
+images have loaded, and there is no exception element. Prints sessions, correct count, errors,
+wall time, per-session latency (upload to answer) p50/p95/max, and the server's peak memory,
+polled from /proc (VmRSS of the server's process tree, and the kernel's high-water mark VmHWM).
+Exit status 0 iff every session is correct. tests/load/test_concurrent_sessions.py runs the same
+code with 20 sessions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import csv
 import hashlib
 import io
 import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = PROJECT_DIR.parent / "shared" / "datasets" / "fracatlas"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
-# The verdict of the session's own file, and both images (X-ray, overlay) fully loaded.
-SHOWN = ("([name]) => Array.from(document.querySelectorAll('[data-testid=stAlert]'))"
-         ".some(a => a.innerText.includes(name) && a.innerText.includes('P(fractured) ='))"
-         " && Array.from(document.querySelectorAll('[data-testid=stImage] img'))"
-         ".filter(i => i.complete && i.naturalWidth > 0).length >= 2")
+from bench import app_harness
+from training.config import DEFAULT_DATA_DIR
+
+DATA_DIR = DEFAULT_DATA_DIR
+# A new session decides at this preset (pages/state.py); each session checks its slider shows it.
+APP_START_PRESET = "screening"
 PROBABILITY = re.compile(r"P\(fractured\) = ([0-9.]+)")
+# Nothing on the deployed server watches the source: nobody edits it under a running load test,
+# and watching a working tree (with its .venv) costs CPU and overflows inotify queues.
+SERVER_FLAGS = ("--server.fileWatcherType", "none")
 
 
 @dataclass(frozen=True)
@@ -57,13 +52,14 @@ class Upload:
     name: str
     data: bytes
     mime: str
-    expected_probability: str = ""  # formatted as the page does: f"{p:.3f}"
-    expected_verdict: str = ""
+    expected_probability: float | None = None  # from core, for these bytes
 
 
 @dataclass
 class SessionResult:
     upload: Upload
+    expected_threshold: float  # the start preset's exact value
+    start_threshold: float | None = None  # what the session's slider showed when the page opened
     shown_text: str | None = None
     latency_s: float | None = None
     images: int = 0
@@ -76,11 +72,29 @@ class SessionResult:
         return match.group(1) if match else None
 
     @property
+    def expected_probability(self) -> str:
+        """Formatted as the page shows it."""
+        return f"{self.upload.expected_probability:.3f}"
+
+    @property
+    def expected_verdict(self) -> str:
+        from core.export import VERDICT_TEXT
+        from core.thresholds import decide
+
+        return VERDICT_TEXT[decide(self.upload.expected_probability, self.expected_threshold)]
+
+    @property
+    def started_at_expected_threshold(self) -> bool:
+        # The slider shows its value snapped to its 0.001 step.
+        return self.start_threshold is not None and abs(self.start_threshold - self.expected_threshold) <= 6e-4
+
+    @property
     def correct(self) -> bool:
         return (self.error is None and self.exceptions == 0 and self.images >= 2
-                and self.shown_probability == self.upload.expected_probability
+                and self.started_at_expected_threshold
+                and self.shown_probability == self.expected_probability
                 and self.upload.name in (self.shown_text or "")
-                and (self.shown_text or "").startswith(self.upload.expected_verdict))
+                and (self.shown_text or "").startswith(self.expected_verdict))
 
 
 @dataclass
@@ -111,9 +125,10 @@ class LoadReport:
 
     def summary(self) -> str:
         latencies = [result.latency_s for result in self.results if result.latency_s is not None]
-        wrong = [f"  {result.upload.name}: expected {result.upload.expected_verdict} "
-                 f"P={result.upload.expected_probability}, page said {result.shown_text!r}, "
-                 f"images={result.images}, exceptions={result.exceptions}, error={result.error}"
+        wrong = [f"  {result.upload.name}: expected {result.expected_verdict} P={result.expected_probability} "
+                 f"at threshold {result.expected_threshold:.6f}, page started at {result.start_threshold} "
+                 f"and said {result.shown_text!r}, images={result.images}, exceptions={result.exceptions}, "
+                 f"error={result.error}"
                  for result in self.results if not result.correct]
         lines = [
             f"sessions: {len(self.results)} ({self.image_source})",
@@ -174,69 +189,18 @@ def _synthetic_upload(index: int) -> Upload:
     return Upload(f"synthetic_{index:03d}.png", buffer.getvalue(), "image/png")
 
 
-def with_expected_answers(uploads: list[Upload]) -> list[Upload]:
-    """Each upload with the probability and verdict that ``core`` gives for its bytes."""
-    sys.path.insert(0, str(PROJECT_DIR))
-    from core.inference import VERDICT_TEXT, FractureClassifier, decide
+def with_expected_answers(uploads: list[Upload]) -> tuple[list[Upload], float]:
+    """Each upload with the probability ``core`` gives for its bytes, and the exact threshold a
+    new session of the app starts at."""
+    from core.classifier import FractureClassifier
 
     classifier = FractureClassifier.load()
-    threshold = round(classifier.thresholds["screening"], 3)  # the page's default (pages/shared.py)
-    answered = []
-    for upload in uploads:
-        probability = classifier.classify(upload.data).probability_fractured
-        answered.append(Upload(upload.name, upload.data, upload.mime, f"{probability:.3f}",
-                               VERDICT_TEXT[decide(probability, threshold)]))
-    return answered
+    answered = [Upload(upload.name, upload.data, upload.mime, classifier.classify(upload.data).probability_fractured)
+                for upload in uploads]
+    return answered, classifier.thresholds[APP_START_PRESET]
 
 
 # --- the server -----------------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def streamlit_server(env: dict[str, str] | None = None, startup_timeout: float = 120):
-    """One `streamlit run` on loopback; yields ``(process, url, log_tail)`` and stops its group.
-
-    The server's output is kept in memory (the last 200 lines), never written to a file. The
-    file watcher is off, as on a deployed server: nobody edits the source under a running load
-    test, and watching a working tree (with its .venv) costs CPU and overflows inotify queues.
-    """
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
-        cwd=PROJECT_DIR, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    log_tail: collections.deque[str] = collections.deque(maxlen=200)
-    reader = threading.Thread(target=lambda: log_tail.extend(line.decode(errors="replace").rstrip()
-                                                             for line in process.stdout), daemon=True)
-    reader.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("streamlit did not answer its health check:\n" + "\n".join(log_tail))
-                time.sleep(0.5)
-        yield process, url, log_tail
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server's own process group, by its PID
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        reader.join(timeout=5)
-
 
 class ServerUsage:
     """Polls /proc for the server process tree: peak summed VmRSS, the main process's VmHWM
@@ -316,21 +280,29 @@ async def _open_session(browser, url: str, timeout_ms: int):
     context = await browser.new_context(viewport={"width": 1200, "height": 900})
     page = await context.new_page()
     await page.goto(url, timeout=timeout_ms)
-    await page.wait_for_selector("input[type=file]", state="attached", timeout=timeout_ms)
+    await page.wait_for_selector(app_harness.UPLOADER, state="attached", timeout=timeout_ms)
+    await page.wait_for_selector(app_harness.SLIDER_INPUT, state="attached", timeout=timeout_ms)
     return context, page
 
 
-async def _upload_and_read(page, upload: Upload, go: asyncio.Event, timeout_ms: int) -> SessionResult:
-    result = SessionResult(upload)
+async def _upload_and_read(page, upload: Upload, threshold: float, go: asyncio.Event,
+                           timeout_ms: int) -> SessionResult:
+    result = SessionResult(upload, threshold)
+    try:
+        result.start_threshold = float(await page.locator(app_harness.SLIDER_INPUT).get_attribute("value"))
+    except Exception as error:
+        result.error = f"no threshold slider: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
     await go.wait()
     started = time.perf_counter()
     try:
-        await page.set_input_files("input[type=file]",
+        await page.set_input_files(app_harness.UPLOADER,
                                    files=[{"name": upload.name, "mimeType": upload.mime, "buffer": upload.data}])
-        await page.wait_for_function(SHOWN, arg=[upload.name], timeout=timeout_ms, polling=250)
+        await page.wait_for_function(app_harness.ANSWER_SHOWN, arg=app_harness.answer_shown_arg([upload.name], 2),
+                                     timeout=timeout_ms, polling=250)
         result.latency_s = time.perf_counter() - started
         # The verdict, not the "does not look like a radiograph" warning that may follow it.
-        alerts = page.locator("[data-testid=stAlert]").filter(has_text=upload.name).filter(has_text="P(fractured) =")
+        alerts = page.locator("[data-testid=stAlert]").filter(has_text=upload.name).filter(
+            has_text=app_harness.VERDICT_PATTERN)
         result.shown_text = (await alerts.first.inner_text()).strip()
         result.images = await page.evaluate(
             "Array.from(document.querySelectorAll('[data-testid=stImage] img'))"
@@ -341,14 +313,15 @@ async def _upload_and_read(page, upload: Upload, go: asyncio.Event, timeout_ms: 
     return result
 
 
-async def drive_sessions(url: str, uploads: list[Upload], timeout_s: float) -> tuple[list[SessionResult], float]:
+async def drive_sessions(url: str, uploads: list[Upload], threshold: float,
+                         timeout_s: float) -> tuple[list[SessionResult], float]:
     """Opens one browser context per upload, then all upload at once; returns results and wall time."""
     from playwright.async_api import async_playwright
 
     timeout_ms = int(timeout_s * 1000)
     started = time.perf_counter()
     async with async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = await app_harness.launch_chromium(driver)
         try:
             opened = await asyncio.gather(*(_open_session(browser, url, timeout_ms) for _ in uploads),
                                           return_exceptions=True)
@@ -356,11 +329,11 @@ async def drive_sessions(url: str, uploads: list[Upload], timeout_s: float) -> t
             tasks = []
             for upload, session in zip(uploads, opened):
                 if isinstance(session, BaseException):
-                    failed = SessionResult(upload, error=f"page did not open: {type(session).__name__}: "
-                                                         f"{str(session).splitlines()[0][:300]}")
+                    failed = SessionResult(upload, threshold, error=f"page did not open: {type(session).__name__}: "
+                                                                    f"{str(session).splitlines()[0][:300]}")
                     tasks.append(asyncio.sleep(0, result=failed))
                 else:
-                    tasks.append(_upload_and_read(session[1], upload, go, timeout_ms))
+                    tasks.append(_upload_and_read(session[1], upload, threshold, go, timeout_ms))
             go.set()  # every page is ready: all sessions upload at the same moment
             results = await asyncio.gather(*tasks)
         finally:
@@ -375,22 +348,22 @@ def run_load_test(sessions: int = 20, *, timeout_s: float = 600, server_env: dic
         uploads, source = session_uploads(sessions)
     else:
         source = "given uploads"
-    uploads = with_expected_answers(uploads)
+    uploads, threshold = with_expected_answers(uploads)
     load_at_start = os.getloadavg()[0]
-    with streamlit_server(server_env) as (process, url, log_tail):
-        with ServerUsage(process.pid) as usage:
-            results, wall_s = asyncio.run(drive_sessions(url, uploads, timeout_s))
+    with app_harness.serve_app(flags=SERVER_FLAGS, env=server_env) as app:
+        with ServerUsage(app.pid) as usage:
+            results, wall_s = asyncio.run(drive_sessions(app.url, uploads, threshold, timeout_s))
         return LoadReport(results, wall_s, usage.peak_rss_mb, usage.peak_hwm_mb, usage.cpu_s,
-                          (load_at_start, os.getloadavg()[0]), source, list(log_tail))
+                          (load_at_start, os.getloadavg()[0]), source, list(app.log_tail))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.load_test", description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20, help="concurrent browser sessions (default 20)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds each session may wait (default 600)")
     args = parser.parse_args()
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"no Chromium at {CHROMIUM}")
+    if not app_harness.CHROMIUM.exists():
+        raise SystemExit(f"no Chromium at {app_harness.CHROMIUM}")
     report = run_load_test(args.sessions, timeout_s=args.timeout)
     print(report.summary())
     if report.correct != len(report.results):

@@ -24,7 +24,7 @@ def cold_start(paths: list[Path], runs: int) -> tuple[list[dict], dict]:
                measure("python -c: import core, load, classify", stat(ours, "verdict"), "s"),
                (measure("naive: keras load_model + model.predict", stat(naive, "verdict"), "s"),)),
         figure("cold_heatmap", "cold process -> verdict + heatmap PNG (s)",
-               measure("ours, + Explainer + overlay PNG", stat(ours, "heatmap"), "s"),
+               measure("ours, Grad-CAM in the same pass + overlay PNG", stat(ours, "heatmap"), "s"),
                (measure("naive: + tf-keras-vis rebuilt + mpl + PIL", stat(naive, "heatmap"), "s"),)),
         figure("cold_rss", "cold process peak RSS (MiB)",
                measure("ours (to verdict + heatmap)", stat(ours, "heatmap", "peak_rss_mb"), "MiB"),
@@ -68,7 +68,7 @@ def training(data_dir: Path, metadata: dict, per_class: int) -> tuple[list[dict]
     shipped = {"p50": result["shipped_s_per_epoch"], "p95": None, "n": None}
     figures = [
         figure("train_epoch", f"training: 1 epoch on {result['n_train']} images (s)",
-               measure("core.train, epoch 2 (epoch 1 traces)", once(result["steady_epoch_s"]), "s"),
+               measure("training.train, epoch 2 (epoch 1 traces)", once(result["steady_epoch_s"]), "s"),
                (measure("epoch 1, with tracing", once(result["first_epoch_s"]), "s", comparable=False),)),
         figure("train_epoch_full", "training: 1 epoch, full train split (s)",
                measure(f"EXTRAPOLATED × {result['full_train']}/{result['n_train']}", full, "s"),

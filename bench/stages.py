@@ -9,9 +9,11 @@ import numpy as np
 from bench import baselines
 from bench.report import figure, measure
 from bench.timing import seconds, summary, time_each, time_interleaved
-from core import Explainer, FractureClassifier, decide, preprocess, read_image
-from core.cam_methods import METHODS
-from core.explain import encode_png, fit_for_display, heatmap_to_image, overlay_on_original
+from core.classifier import FractureClassifier
+from core.heatmaps import METHODS, SLOW_METHODS, HeatmapExplainer
+from core.imaging import read_image
+from core.overlay import encode_png, fit_for_display, heatmap_to_image, overlay_on_original
+from core.preprocessing import preprocess
 
 
 @dataclass
@@ -19,12 +21,16 @@ class Context:
     """The loaded model and the images, decoded once so each stage is timed alone."""
 
     classifier: FractureClassifier
-    explainer: Explainer
+    reference_gradcam: baselines.TfKerasVisGradcam  # tf-keras-vis's Grad-CAM, built once
     files: list[bytes]  # warm-up images first
     warmup: int
     images: list[np.ndarray]
     model_inputs: list[np.ndarray]
     heatmaps: list[np.ndarray]
+
+    @property
+    def explainer(self) -> HeatmapExplainer:
+        return self.classifier.explainer
 
     @property
     def model(self):
@@ -47,29 +53,30 @@ class Context:
         return values[: self.warmup], values[self.warmup : self.warmup + n]
 
 
-def prepare_context(classifier, explainer, files: list[bytes], warmup: int) -> Context:
+def prepare_context(classifier: FractureClassifier, files: list[bytes], warmup: int) -> Context:
     images = [read_image(data) for data in files]
     model_inputs = [preprocess(image, classifier.preprocess_config) for image in images]
-    heatmaps = list(explainer.explain(np.stack(model_inputs), "gradcam"))
-    return Context(classifier, explainer, list(files), warmup, images, model_inputs, heatmaps)
+    heatmaps = list(classifier.explainer.explain(np.stack(model_inputs), "gradcam"))
+    reference = baselines.TfKerasVisGradcam(classifier.model, classifier.metadata["cam_layer"])
+    return Context(classifier, reference, list(files), warmup, images, model_inputs, heatmaps)
 
 
-def fast_whole_path(classifier, threshold: float, data: bytes) -> tuple[str, bytes]:
-    """What the Classify page does for an upload (pages/shared.py), through the public API:
-    verdict and Grad-CAM from one compiled pass."""
-    result = classifier.classify(data, explain=True)
-    verdict = decide(result.probability_fractured, threshold)
-    overlay = overlay_on_original(fit_for_display(result.image), result.heatmap, classifier.preprocess_config)
-    return verdict, encode_png(overlay)
+def fast_whole_path(classifier: FractureClassifier, threshold: float, data: bytes) -> tuple[str, bytes]:
+    """What the Classify page does for an upload (pages/state.py), through the public API:
+    verdict and Grad-CAM from one compiled pass, drawn on a display-size copy."""
+    result = classifier.classify(data, heatmap="gradcam").for_display()
+    overlay = overlay_on_original(result.image, result.heatmap, classifier.preprocess_config,
+                                  source_shape=result.source_shape)
+    return result.decision(threshold), encode_png(overlay)
 
 
-def two_pass_whole_path(classifier, explainer, threshold: float, data: bytes) -> tuple[str, bytes]:
+def two_pass_whole_path(classifier: FractureClassifier, threshold: float, data: bytes) -> tuple[str, bytes]:
     """The same with a separate Grad-CAM pass after the verdict (the app before one-pass)."""
-    result = classifier.classify(data)
-    verdict = decide(result.probability_fractured, threshold)
-    heatmap = explainer.explain(result.model_input[np.newaxis], "gradcam")[0]
-    overlay = overlay_on_original(fit_for_display(result.image), heatmap, classifier.preprocess_config)
-    return verdict, encode_png(overlay)
+    result = classifier.classify(data).for_display()
+    heatmap = classifier.explainer.explain(result.model_input[np.newaxis], "gradcam")[0]
+    overlay = overlay_on_original(result.image, heatmap, classifier.preprocess_config,
+                                  source_shape=result.source_shape)
+    return result.decision(threshold), encode_png(overlay)
 
 
 def decode_and_preprocess(ctx: Context, n: int) -> list[dict]:
@@ -105,19 +112,17 @@ def gradcam(ctx: Context, n: int) -> list[dict]:
     warm, timed = ctx.split(ctx.model_inputs, n)
     samples = time_interleaved({
         "ours": lambda x: ctx.explainer.explain(x[np.newaxis], "gradcam"),
-        "reused": lambda x: ctx.explainer.tf_keras_vis_gradcam(x[np.newaxis]),
+        "reused": lambda x: ctx.reference_gradcam(x[np.newaxis]),
         "rebuilt": lambda x: baselines.rebuilt_maps(ctx.model, "gradcam", x[np.newaxis], ctx.cam_layer),
     }, timed, warmup=warm)
     return [figure("heatmap_gradcam", "Grad-CAM (compiled tf.function)",
-                   measure("Explainer.explain(gradcam)", summary(samples["ours"])),
+                   measure("HeatmapExplainer.explain(gradcam)", summary(samples["ours"])),
                    (measure("tf-keras-vis Gradcam, reused", summary(samples["reused"])),
                     measure("tf-keras-vis Gradcam, rebuilt per call", summary(samples["rebuilt"]))))]
 
 
 def other_methods(ctx: Context, n: int, n_slow: int) -> list[dict]:
-    """The tf-keras-vis methods through the Explainer (built once) vs rebuilt per call."""
-    from core.cam_methods import SLOW_METHODS
-
+    """The tf-keras-vis methods through the HeatmapExplainer (built once) vs rebuilt per call."""
     figures = []
     for method in [name for name in METHODS if name != "gradcam"]:
         count = n_slow if method in SLOW_METHODS else n
@@ -127,22 +132,24 @@ def other_methods(ctx: Context, n: int, n_slow: int) -> list[dict]:
             "rebuilt": lambda x: baselines.rebuilt_maps(ctx.model, method, x[np.newaxis], ctx.cam_layer),
         }, timed, warmup=warm[:1])
         figures.append(figure(f"heatmap_{method}", f"{METHODS[method]} (built once)",
-                              measure(f"Explainer.explain({method})", summary(samples["ours"])),
+                              measure(f"HeatmapExplainer.explain({method})", summary(samples["ours"])),
                               (measure(f"tf-keras-vis {method}, rebuilt per call", summary(samples["rebuilt"])),)))
     return figures
 
 
 def overlay(ctx: Context, n: int) -> list[dict]:
-    """The overlay alone, the PNG encoder alone, and the two as the app runs them."""
+    """The overlay alone, the PNG encoder alone, and the two as the app runs them (on the
+    display-size copy, the heatmap placed by the shape of the image as read)."""
     indices = list(range(len(ctx.images)))
     warm, timed = ctx.split(indices, n)
     shown = [fit_for_display(image) for image in ctx.images]
 
     def ours_overlay(k):
-        return overlay_on_original(shown[k], ctx.heatmaps[k], ctx.config)
+        return overlay_on_original(shown[k], ctx.heatmaps[k], ctx.config, source_shape=ctx.images[k].shape)
 
     def matplotlib_overlay(k):
-        return baselines.matplotlib_overlay(shown[k], heatmap_to_image(ctx.heatmaps[k], shown[k].shape, ctx.config))
+        heatmap = heatmap_to_image(ctx.heatmaps[k], ctx.images[k].shape, ctx.config, output_shape=shown[k].shape)
+        return baselines.matplotlib_overlay(shown[k], heatmap)
 
     blends = time_interleaved({"ours": ours_overlay, "before": matplotlib_overlay}, timed, warmup=warm)
     overlays = [ours_overlay(k) for k in indices]
@@ -161,10 +168,10 @@ def overlay(ctx: Context, n: int) -> list[dict]:
                                  ("default", baselines.pillow_png))}
     return [
         figure("overlay_blend", "overlay: map to image + colour-table blend",
-               measure("core.explain.overlay_on_original", summary(blends["ours"])),
+               measure("core.overlay.overlay_on_original", summary(blends["ours"])),
                (measure("matplotlib colormap per pixel, float64 (before)", summary(blends["before"])),)),
         figure("overlay_encode", "encode_png (OpenCV, level 1, up filter, RLE)",
-               measure("core.explain.encode_png", summary(encodes["ours"]), note=kib["ours"]),
+               measure("core.overlay.encode_png", summary(encodes["ours"]), note=kib["ours"]),
                (measure("Pillow PNG level 1 (before)", summary(encodes["level1"]), note=kib["level1"]),
                 measure("Pillow PNG default level 6", summary(encodes["default"]), note=kib["default"]))),
         figure("overlay_png", "overlay PNG as the app makes it",
@@ -185,35 +192,35 @@ def whole_path(ctx: Context, n: int) -> list[dict]:
     samples = {
         "ours": time_each(lambda data: fast_whole_path(ctx.classifier, ctx.threshold, data),
                           timed, warmup=warm),
-        "two_pass": time_each(lambda data: two_pass_whole_path(ctx.classifier, ctx.explainer, ctx.threshold, data),
+        "two_pass": time_each(lambda data: two_pass_whole_path(ctx.classifier, ctx.threshold, data),
                               timed, warmup=warm),
         "naive": time_each(lambda data: baselines.naive_whole_path(ctx.model, ctx.config, ctx.cam_layer,
                                                                    ctx.threshold, data), timed, warmup=warm),
     }
     return [figure("whole_path", "whole path: bytes -> verdict + Grad-CAM PNG",
-                   measure("classify(explain=True) + overlay + encode_png", summary(samples["ours"])),
+                   measure('classify(heatmap="gradcam") + overlay + PNG', summary(samples["ours"])),
                    (measure("predict + tf-keras-vis rebuilt + mpl + PIL", summary(samples["naive"])),
                     measure("classify, then a separate Grad-CAM pass", summary(samples["two_pass"]))))]
 
 
 def first_calls(ctx: Context) -> list[dict]:
-    """What tracing costs the first caller: a fresh classifier and explainer's first call vs later ones.
+    """What tracing costs the first caller: a fresh classifier's first forward pass and first
+    Grad-CAM pass vs later ones.
 
-    The app pays it at load (``FractureClassifier.warm_up``, the explainer's warm-up call in
-    pages/shared.py), so no user does.
+    The app pays it at load (``FractureClassifier.warm_up(heatmap="gradcam")`` in
+    pages/state.py), so no user does.
     """
     x = ctx.model_inputs[0][np.newaxis]
     fresh = FractureClassifier(ctx.model, ctx.classifier.metadata)
     first_classify, _ = seconds(lambda: fresh.predict_batch(x))
     later_classify = time_each(lambda _: fresh.predict_batch(x), range(5))
-    fresh_explainer = Explainer(ctx.model, ctx.cam_layer)
-    first_explain, _ = seconds(lambda: fresh_explainer.explain(x, "gradcam"))
-    later_explain = time_each(lambda _: fresh_explainer.explain(x, "gradcam"), range(5))
+    first_explain, _ = seconds(lambda: fresh.explainer.explain(x, "gradcam"))
+    later_explain = time_each(lambda _: fresh.explainer.explain(x, "gradcam"), range(5))
     return [
         figure("first_classify", "classify: later call vs first (tracing)",
                measure("later calls (after warm_up at load)", summary(later_classify)),
                (measure("first call on a fresh classifier", summary([first_classify * 1e3])),)),
         figure("first_gradcam", "Grad-CAM: later call vs first (tracing)",
                measure("later calls (after warm-up at load)", summary(later_explain)),
-               (measure("first call on a fresh Explainer", summary([first_explain * 1e3])),)),
+               (measure("first call on a fresh classifier's explainer", summary([first_explain * 1e3])),)),
     ]

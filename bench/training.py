@@ -1,4 +1,4 @@
-"""Training time per epoch: core.train at the shipped configuration on a bounded subset."""
+"""Training time per epoch: training.train at the shipped configuration on a bounded subset."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import tempfile
 from pathlib import Path
 
 from core.config import HISTORY_FILENAME
-from core.data import load_index
+from training.data import load_index
 
 
 def epoch_seconds(data_dir: Path, shipped: dict, per_class: int) -> dict:
-    """Runs ``python -m core.train`` for two epochs on ``per_class`` train (and val) images per
-    class, with the shipped model's architecture, size, batch and augmentation, into a temporary
+    """Runs ``training.train`` for two epochs on ``per_class`` train (and val) images per class,
+    with the shipped model's architecture, size, batch and augmentation, into a temporary
     folder (models/ is never written). Epoch 1 includes tracing; epoch 2 is the steady figure.
     """
-    from core import train
+    from training import train
 
     training, preprocessing = shipped["training"], shipped["preprocessing"]
     with tempfile.TemporaryDirectory(prefix="bench-train-") as output:

@@ -73,7 +73,7 @@ def test_the_overlay_baseline_draws_the_same_bytes_as_ours(colormap):
     """The bench times the colour-table overlay against the previous matplotlib one: like with
     like only if both draw identical pixels, whatever the opacity and input dtype."""
     from bench.baselines import matplotlib_overlay, pillow_png
-    from core.explain import encode_png, overlay_heatmap
+    from core.overlay import encode_png, overlay_heatmap
 
     rng = np.random.default_rng(0)
     for opacity in (0.0, 0.25, 0.4, 0.7, 1.0):

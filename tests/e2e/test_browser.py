@@ -1,73 +1,60 @@
-"""One end-to-end run in a real browser: `streamlit run` on loopback, driven by headless Chromium.
+"""End-to-end runs in a real browser: `streamlit run` on loopback, driven by headless Chromium
+through bench/app_harness.py, as a person would: the uploader, the sidebar's threshold slider and
+preset buttons, and the sidebar's links from page to page.
 
-Uploads an X-ray through the file input, waits for the verdict and the heatmap, moves the
-threshold with the keyboard, checks the verdict and the test-split figures change, visits every
-page, and saves screenshots under tests/e2e/screenshots/ (git-ignored).
+Screenshots go to tests/e2e/screenshots/ (git-ignored).
 """
 
-import contextlib
-import io
-import os
+import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bench import app_harness as harness
+from core import artifacts
 from core.config import PROJECT_DIR
+from core.thresholds import PRESETS, decide
+from tests.e2e import between_presets
+from training.config import DEFAULT_DATA_DIR
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = PROJECT_DIR / "tests" / "e2e" / "screenshots"
-XRAY_NAME = "x*ray*_[1]_$2$.jpg"
-PAGES = {"performance": "Model performance", "batch": "Batch", "about": "About this model"}
+XRAY_NAME = "x*ray*_[1]_$2$.jpg"  # markdown in the name: the page must show it as typed
+NAVIGATION = ("Classify", "Batch", "Model performance", "About")
+HEADINGS = {"Classify": "Bone fracture detection", "Batch": "Batch", "Model performance": "Model performance",
+            "About": "About this model"}
+PATHS = {"Classify": "", "Batch": "batch", "Model performance": "performance", "About": "about"}
+WITH_THRESHOLD = ("Classify", "Batch", "Model performance")  # the pages that draw the threshold sidebar
+PROBABILITY = re.compile(r"P\(fractured\) = ([0-9.]+)")
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(PROJECT_DIR / "streamlit_app.py"),
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
-        cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(process.pid, signal.SIGTERM)
-        pytest.fail("streamlit did not answer its health check within 60 s")
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)  # stop the server by its PID (and its group)
-    process.wait(timeout=20)
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = pytest.mark.skipif(not harness.CHROMIUM.exists(), reason=f"no Chromium at {harness.CHROMIUM}")
 
 
 @pytest.fixture(scope="module")
-def xray(tmp_path_factory) -> Path:
-    shared = PROJECT_DIR.parent / "shared" / "datasets" / "fracatlas" / "images" / "fractured" / "IMG0000144.jpg"
-    # Markdown in the name: the page must show it as typed (pages.shared.markdown_literal).
+def app():
+    with harness.serve_app() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with harness.chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page in its own browser context, so a new Streamlit session."""
+    page = browser.new_page(viewport=harness.VIEWPORT)
+    yield page
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def xray(tmp_path_factory):
+    shared = DEFAULT_DATA_DIR / "images" / "fractured" / "IMG0000144.jpg"
     target = tmp_path_factory.mktemp("upload") / XRAY_NAME
     if shared.is_file():
         shutil.copy(shared, target)
@@ -77,89 +64,129 @@ def xray(tmp_path_factory) -> Path:
     return target
 
 
-@contextlib.contextmanager
-def _page_at(url: str):
-    """A headless Chromium page opened on ``url``; the browser is closed afterwards."""
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, timeout=60_000)
-            yield page
-        finally:
-            browser.close()
+def _screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)  # no tooltip of the last button clicked over the page
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def _sidebar_costs(page) -> str:
     return page.locator("[data-testid=stSidebar] [data-testid=stCaptionContainer]").last.inner_text()
 
 
-def test_a_deep_link_on_a_fresh_server_opens_inside_the_app(server):
-    # Runs first, on the fresh server: Streamlit's legacy pages/ mode is still on then.
-    with _page_at(f"{server}/batch") as page:
-        page.get_by_role("heading", name="Batch").first.wait_for(timeout=120_000)
-        page.locator("[data-testid=stSidebar] >> text=Decision threshold").wait_for(timeout=60_000)
-        navigation = page.locator("[data-testid=stSidebarNav]").inner_text()
-        assert "Model performance" in navigation and "shared" not in navigation
+def _heading(page, title: str):
+    return page.get_by_role("heading", name=title).first
 
 
-def test_upload_threshold_and_every_page(server, xray):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with _page_at(server) as page:
-        page.wait_for_selector("input[type=file]", state="attached", timeout=120_000)
-        page.set_input_files("input[type=file]", str(xray))
-        verdict = page.locator("text=/Fracture suspected|No fracture detected/").first
-        verdict.wait_for(timeout=120_000)
-        page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 2",
-                               timeout=60_000)
-        page.screenshot(path=str(SCREENSHOTS / "classify.png"), full_page=True)
-        first_verdict, first_costs = verdict.inner_text(), _sidebar_costs(page)
-        assert f"— {XRAY_NAME}: P(fractured)" in page.locator("[data-testid=stAlert]").first.inner_text()
-
-        slider = page.locator("[data-testid=stSidebar] [data-testid=stSlider] input[type=range]")
-        slider.focus()
-        page.keyboard.press("End")  # threshold 1.0: nothing is called a fracture
-        page.locator("text=No fracture detected").first.wait_for(timeout=30_000)
-        page.wait_for_function(
-            "(before) => { const c = document.querySelectorAll('[data-testid=stSidebar] "
-            "[data-testid=stCaptionContainer]'); return c[c.length - 1].innerText !== before; }",
-            arg=first_costs, timeout=30_000)
-        assert _sidebar_costs(page) != first_costs
-        page.keyboard.press("Home")  # threshold 0.0: everything is
-        page.locator("text=Fracture suspected").first.wait_for(timeout=30_000)
-        assert "Fracture suspected" in page.locator("text=/Fracture suspected/").first.inner_text()
-        assert first_verdict  # the first answer came before any slider move
-        page.screenshot(path=str(SCREENSHOTS / "classify_threshold_0.png"), full_page=True)
-
-        for path, title in PAGES.items():
-            page.goto(f"{server}/{path}", timeout=60_000)
-            page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
-            page.wait_for_timeout(1500)
-            assert page.locator("[data-testid=stException]").count() == 0
-            page.screenshot(path=str(SCREENSHOTS / f"{path}.png"), full_page=True)
+def test_a_deep_link_on_a_fresh_server_opens_inside_the_app(app, page):
+    # Runs first, on the fresh server: Streamlit's legacy pages/ mode is still on then, and would
+    # list every module of pages/ as a page.
+    page.goto(f"{app.url}/batch", timeout=120_000)
+    _heading(page, "Batch").wait_for(timeout=120_000)
+    harness.threshold_slider(page).wait_for(state="attached", timeout=60_000)
+    assert harness.sidebar_links(page) == list(NAVIGATION)
 
 
-def test_a_file_over_the_upload_limit_gets_streamlits_size_message(server, tmp_path):
+def test_upload_threshold_and_every_page_through_the_sidebar(app, page, xray):
+    page.goto(app.url, timeout=120_000)
+    harness.upload(page, xray)
+    harness.wait_for_verdicts(page, [XRAY_NAME], images=2)
+    _screenshot(page, "classify")
+    first_verdict, first_costs = harness.verdict_text(page, XRAY_NAME), _sidebar_costs(page)
+    assert XRAY_NAME in first_verdict, first_verdict  # the literal name, not rendered markdown
+    assert PROBABILITY.search(first_verdict), first_verdict
+
+    harness.threshold_slider(page).focus()
+    page.keyboard.press("End")  # threshold 1.0: nothing is called a fracture
+    page.locator("text=No fracture detected").first.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "(before) => { const c = document.querySelectorAll('[data-testid=stSidebar] "
+        "[data-testid=stCaptionContainer]'); return c[c.length - 1].innerText !== before; }",
+        arg=first_costs, timeout=30_000)
+    assert _sidebar_costs(page) != first_costs
+    page.keyboard.press("Home")  # threshold 0.0: everything is
+    page.locator("text=Fracture suspected").first.wait_for(timeout=30_000)
+    harness.wait_for_idle(page)
+    assert harness.shown_decision(page, XRAY_NAME) == "fractured"
+    assert harness.shown_threshold(page) == 0.0
+    _screenshot(page, "classify_threshold_0")
+
+    for title in (*NAVIGATION[1:], NAVIGATION[0]):
+        harness.open_from_sidebar(page, title)
+        _heading(page, HEADINGS[title]).wait_for(timeout=60_000)
+        assert page.url.rstrip("/") == f"{app.url}/{PATHS[title]}".rstrip("/")
+        page.wait_for_timeout(1500)  # charts and images settle
+        assert harness.exceptions_shown(page) == 0, title
+        if title in WITH_THRESHOLD:
+            assert harness.shown_threshold(page) == 0.0, f"{title} forgot the threshold chosen on Classify"
+        if title != "Classify":
+            _screenshot(page, PATHS[title])
+
+
+def test_a_file_over_the_upload_limit_gets_streamlits_size_message(app, page, tmp_path):
     # Playwright refuses in-memory buffers over 50 MB, so the 51 MiB file (a PNG signature and
     # zeros) goes through a temporary path, as a user's file would. The browser refuses it before
     # a byte reaches the app; tests/app/test_bad_uploads.py covers what the app says if one does.
     huge = tmp_path / "huge.png"
     huge.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(51 * 1024 * 1024 - 8))
-    with _page_at(server) as page:
-        page.wait_for_selector("input[type=file]", state="attached", timeout=120_000)
-        page.set_input_files("input[type=file]", str(huge))
-        chip = page.locator("[data-testid=stFileChip]", has_text="huge.png")
-        chip.wait_for(timeout=60_000)
-        assert chip.get_attribute("aria-invalid") == "true"
-        # Streamlit 1.67 marks the file red and says why in an alert for screen readers
-        # and in a tooltip on hover.
-        assert chip.get_by_role("alert").inner_text() == "Error: File must be 50.0MB or smaller."
-        page.locator("[data-testid=stTooltipErrorHoverTarget]", has=chip).hover()
-        tooltip = page.locator("[data-testid=stTooltipErrorContent]")
-        tooltip.wait_for(timeout=10_000)
-        assert tooltip.inner_text() == "File must be 50.0MB or smaller."
-        page.wait_for_timeout(1500)  # a rerun, had there been one, would have shown by now
-        assert page.locator("[data-testid=stException]").count() == 0
-        assert page.locator("text=/Fracture suspected|No fracture detected|Could not read/").count() == 0
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "over_upload_limit.png"), full_page=True)
+    page.goto(app.url, timeout=120_000)
+    harness.upload(page, huge)
+    chip = page.locator("[data-testid=stFileChip]", has_text="huge.png")
+    chip.wait_for(timeout=60_000)
+    assert chip.get_attribute("aria-invalid") == "true"
+    # Streamlit 1.67 marks the file red and says why in an alert for screen readers
+    # and in a tooltip on hover.
+    assert chip.get_by_role("alert").inner_text() == "Error: File must be 50.0MB or smaller."
+    page.locator("[data-testid=stTooltipErrorHoverTarget]", has=chip).hover()
+    tooltip = page.locator("[data-testid=stTooltipErrorContent]")
+    tooltip.wait_for(timeout=10_000)
+    assert tooltip.inner_text() == "File must be 50.0MB or smaller."
+    page.wait_for_timeout(1500)  # a rerun, had there been one, would have shown by now
+    assert harness.exceptions_shown(page) == 0
+    assert page.locator("text=/Fracture suspected|No fracture detected|Could not read/").count() == 0
+    _screenshot(page, "over_upload_limit")
+
+
+@pytest.fixture(scope="module")
+def radiographs_between_presets():
+    if not (DEFAULT_DATA_DIR / "labels.csv").is_file():
+        pytest.skip(f"no FracAtlas at {DEFAULT_DATA_DIR}: the test needs real radiographs")
+    thresholds = artifacts.load_thresholds().values
+    picked = between_presets.pick_between_presets(between_presets.fracatlas_test_paths(DEFAULT_DATA_DIR), thresholds)
+    if not picked:
+        pytest.skip("no FracAtlas test image lies between two preset thresholds")
+    return picked
+
+
+def test_the_app_the_cli_and_the_browser_test_all_give_the_same_verdict_at_each_named_threshold(
+        app, page, radiographs_between_presets):
+    thresholds = artifacts.load_thresholds()
+    names = [radiograph.path.name for radiograph in radiographs_between_presets]
+    cli = between_presets.cli_answers([radiograph.path for radiograph in radiographs_between_presets],
+                                      [preset.name for preset in PRESETS])
+
+    page.goto(app.url, timeout=120_000)
+    harness.upload(page, *(radiograph.path for radiograph in radiographs_between_presets))
+    harness.wait_for_verdicts(page, names, images=2 * len(names), timeout_ms=300_000)
+    assert len(harness.preset_buttons(page)) == len(PRESETS)
+    shown: dict[str, dict[str, str]] = {}
+    for index, preset in enumerate(PRESETS):
+        harness.choose_preset(page, index, thresholds[preset.name])
+        shown[preset.name] = {name: harness.shown_decision(page, name) for name in names}
+        for name in names:  # and the same image: the page shows the CLI's probability to 3 decimals
+            probability = PROBABILITY.search(harness.verdict_text(page, name))
+            assert probability, harness.verdict_text(page, name)
+            assert float(probability.group(1)) == pytest.approx(cli[preset.name][name].probability_fractured,
+                                                                abs=5e-4 + 1e-6)
+        _screenshot(page, f"verdicts_{preset.name}")
+
+    for radiograph in radiographs_between_presets:
+        name = radiograph.path.name
+        by_cli = {preset: cli[preset][name].decision for preset in cli}
+        by_app = {preset: shown[preset][name] for preset in shown}
+        by_rule = {preset.name: decide(cli[preset.name][name].probability_fractured, thresholds[preset.name])
+                   for preset in PRESETS}
+        assert by_app == by_cli == by_rule, (name, radiograph.probability_fractured, dict(thresholds.values))
+        assert all(cli[preset.name][name].threshold == round(thresholds[preset.name], 6) for preset in PRESETS)
+        # The image was picked between two presets, so some preset calls it a fracture and another not.
+        assert set(by_cli.values()) == {"fractured", "not_fractured"}, (name, by_cli)

@@ -1,11 +1,11 @@
 """Twenty users at once on ONE real server: each gets its own, correct answer; nothing hits the disk.
 
-Runs bench/load_test.py's check with :data:`SESSIONS` browser sessions (headless Chromium, one
-context each) that upload :data:`SESSIONS` different images at the same moment through the real
-HTTP upload path. Every session must show, for its own file, the P(fractured) and verdict that
-``core`` computes for those bytes, both images, and no exception. The figures (latency, the
+Runs :mod:`bench.load_test`'s check with :data:`SESSIONS` browser sessions (headless Chromium,
+one context each) that upload :data:`SESSIONS` different images at the same moment through the
+real HTTP upload path. Every session must show, for its own file, the P(fractured) and verdict
+that ``core`` computes for those bytes, both images, and no exception. The figures (latency, the
 server's peak memory) are printed; run with ``-s`` to see them. For bigger runs:
-``.venv/bin/python bench/load_test.py --sessions 40``.
+``.venv/bin/python -m bench.load_test --sessions 40``.
 
 Around the same run, the privacy check that AppTest cannot make: the server gets a temporary
 directory of its own, which must stay empty, and the project directory must gain or change no
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import app_harness
 from core.config import PROJECT_DIR
 
 SESSIONS = 20
@@ -25,7 +26,7 @@ SKIPPED_DIRS = {".venv", ".git", "__pycache__", ".pytest_cache", ".cache", ".hyp
 SOURCE_SUFFIXES = (".py", ".md")
 
 pytest.importorskip("playwright.async_api", reason="playwright is not installed")
-pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no Chromium at /usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not app_harness.CHROMIUM.exists(), reason=f"no Chromium at {app_harness.CHROMIUM}")
 
 
 def _snapshot(root: Path) -> dict[str, int]:

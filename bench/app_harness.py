@@ -1,0 +1,299 @@
+"""The app in a real browser: `streamlit run` on loopback and headless Chromium, for the e2e
+tests, the load test and the bench alike.
+
+    with serve_app() as app, chromium() as browser:   # or launch_chromium(a Playwright driver)
+        page = new_page(browser, app.url)
+        upload(page, Path("xray.jpg"))
+        wait_for_verdicts(page, ["xray.jpg"], images=2)   # the verdict, the X-ray and its heatmap
+        shown_decision(page, "xray.jpg")                  # "fractured" or "not_fractured"
+
+The server runs in its own process group, on a free port of 127.0.0.1 only, and is stopped with
+that group. Its output is kept in memory (the last lines, for error messages), never written to
+a file. The page helpers find things by what Streamlit renders (test ids, the uploader, the
+sidebar's slider and buttons) and by the verdict words of :data:`core.export.VERDICT_TEXT`,
+never by the wording of a label that the pages may change.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.config import PROJECT_DIR
+from core.export import VERDICT_TEXT
+
+APP_SCRIPT = PROJECT_DIR / "streamlit_app.py"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run")
+VIEWPORT = {"width": 1400, "height": 1000}
+LOG_LINES = 200
+STARTUP_TIMEOUT_S = 120.0
+UPLOADER = "input[type=file]"
+# The sidebar's only slider is the threshold; its range input's value attribute holds what it
+# shows, the session's threshold snapped to the slider's 0.001 step.
+SLIDER_INPUT = "[data-testid=stSidebar] [data-testid=stSlider] input[type=range]"
+VERDICTS = {text: decision for decision, text in VERDICT_TEXT.items()}  # shown words -> decision
+VERDICT_PATTERN = re.compile("|".join(re.escape(text) for text in VERDICTS))
+
+# The verdict alert of every named file (an alert naming the file and saying a verdict; the
+# "does not look like a radiograph" warning names neither), and at least ``images`` pictures
+# fully loaded. One function for the sync and async Playwright APIs alike.
+ANSWER_SHOWN = """({names, verdicts, images}) => {
+    const alerts = Array.from(document.querySelectorAll('[data-testid=stAlert]')).map(a => a.innerText);
+    const named = names.every(name => alerts.some(text => text.includes(name)
+                                                          && verdicts.some(v => text.includes(v))));
+    const loaded = Array.from(document.querySelectorAll('[data-testid=stImage] img'))
+        .filter(i => i.complete && i.naturalWidth > 0).length;
+    return named && loaded >= images;
+}"""
+# Streamlit marks its root with the script's state and fades the elements of the previous run
+# (data-stale) until the new run has replaced them.
+APP_IDLE = """() => {
+    const app = document.querySelector('[data-testid=stApp]');
+    return app !== null && app.dataset.testScriptState === 'notRunning'
+        && document.querySelectorAll('[data-testid=stElementContainer][data-stale=true]').length === 0;
+}"""
+
+
+@dataclass(frozen=True)
+class AppServer:
+    """A running `streamlit run`, from :func:`serve_app`."""
+
+    url: str  # http://127.0.0.1:PORT
+    process: subprocess.Popen
+    launched: float  # time.perf_counter() when the process was started
+    healthy_s: float  # seconds from launch until /_stcore/health answered
+    log_tail: collections.deque  # the server's last output lines (memory only)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self, lines: int = 40) -> str:
+        return "\n".join(list(self.log_tail)[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serve_app(*, flags: Sequence[str] = (), env: dict[str, str] | None = None,
+              script: Path = APP_SCRIPT, startup_timeout_s: float = STARTUP_TIMEOUT_S,
+              poll_s: float = 0.05) -> Iterator[AppServer]:
+    """`streamlit run script` on a free loopback port until the block ends.
+
+    Args:
+        flags: extra command-line options, e.g. ``("--server.fileWatcherType", "auto")``.
+        env: variables added to this process's environment for the server.
+        poll_s: health-check interval; fine, because the bench times the start-up.
+
+    Raises:
+        RuntimeError: if the server exits or does not pass its health check in time (the
+            message holds its last output lines).
+    """
+    port = free_port()
+    launched = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", *flags],
+        cwd=PROJECT_DIR, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    log_tail: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
+    # A full pipe would block the server, so a thread drains it into memory.
+    reader = threading.Thread(target=lambda: log_tail.extend(line.decode(errors="replace").rstrip()
+                                                             for line in process.stdout), daemon=True)
+    reader.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log_tail, startup_timeout_s, poll_s)
+        yield AppServer(url, process, launched, time.perf_counter() - launched, log_tail)
+    finally:
+        stop_process_group(process)
+        reader.join(timeout=5)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log_tail, timeout_s: float, poll_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            state = f"exited with {process.returncode}" if process.poll() is not None \
+                else f"did not pass its health check within {timeout_s:.0f} s"
+            raise RuntimeError(f"streamlit {state}; its last output:\n" + "\n".join(log_tail))
+        time.sleep(poll_s)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the process's own group (by its PID), SIGKILL if it lingers."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def launch_chromium(playwright):
+    """Headless Debian Chromium from a sync or async Playwright driver (``await`` it for async)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+
+
+@contextmanager
+def chromium() -> Iterator[object]:
+    """A headless Chromium (sync API) until the block ends."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = launch_chromium(driver)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(browser, url: str | None = None, *, timeout_ms: int = 120_000):
+    """A page of ``browser`` at the harness's viewport; opened on ``url``, if given, until the
+    app's first run there has ended."""
+    page = browser.new_page(viewport=VIEWPORT)
+    if url is not None:
+        page.goto(url, timeout=timeout_ms)
+        wait_for_idle(page, timeout_ms)
+    return page
+
+
+# --- page helpers (sync API) ----------------------------------------------------------------------
+
+def wait_for_idle(page, timeout_ms: int = 120_000) -> None:
+    """Until the script run has finished and its output replaced the previous run's."""
+    page.wait_for_function(APP_IDLE, timeout=timeout_ms, polling=100)
+
+
+def wait_for_uploader(page, timeout_ms: int = 120_000) -> None:
+    page.wait_for_selector(UPLOADER, state="attached", timeout=timeout_ms)
+
+
+def upload(page, *files, timeout_ms: int = 120_000) -> None:
+    """Puts ``files`` (paths, or Playwright payload dicts for bytes in memory) in the page's uploader."""
+    wait_for_uploader(page, timeout_ms)
+    page.set_input_files(UPLOADER, [str(item) if isinstance(item, Path) else item for item in files])
+
+
+def wait_for_verdicts(page, names: Sequence[str], *, images: int = 0, timeout_ms: int = 120_000,
+                      polling: str | int = "raf") -> None:
+    """Until a verdict naming each file is shown, and at least ``images`` pictures have loaded.
+
+    ``polling="raf"`` checks on every animation frame, as precise as the bench's latencies need.
+    """
+    page.wait_for_function(ANSWER_SHOWN, arg=answer_shown_arg(names, images), timeout=timeout_ms,
+                           polling=polling)
+
+
+def answer_shown_arg(names: Sequence[str], images: int = 0) -> dict:
+    """The argument of :data:`ANSWER_SHOWN` (for callers of the async API)."""
+    return {"names": list(names), "verdicts": list(VERDICTS), "images": images}
+
+
+def verdict_alert(page, name: str):
+    """The locator of the verdict alert naming ``name``."""
+    return page.locator("[data-testid=stAlert]").filter(has_text=name).filter(has_text=VERDICT_PATTERN)
+
+
+def verdict_text(page, name: str) -> str:
+    return verdict_alert(page, name).first.inner_text().strip()
+
+
+def shown_decision(page, name: str) -> str:
+    """``"fractured"`` or ``"not_fractured"``, as the page says it for ``name``."""
+    text = verdict_text(page, name)
+    said = [decision for words, decision in VERDICTS.items() if words in text]
+    if len(said) != 1:
+        raise AssertionError(f"no single verdict in the alert for {name}: {text!r}")
+    return said[0]
+
+
+def exceptions_shown(page) -> int:
+    return page.locator("[data-testid=stException]").count()
+
+
+def open_from_sidebar(page, title: str, *, timeout_ms: int = 60_000) -> None:
+    """Clicks the sidebar's navigation link titled ``title`` (as a person would) and waits for the run."""
+    links = page.locator("[data-testid=stSidebarNav] [data-testid=stSidebarNavLink]")
+    link = links.filter(has=page.get_by_text(title, exact=True))
+    link.click(timeout=timeout_ms)
+    page.wait_for_timeout(100)  # let the click's rerun start before waiting for it to end
+    wait_for_idle(page, timeout_ms)
+
+
+def sidebar_links(page) -> list[str]:
+    """The titles of the sidebar's navigation links, in order."""
+    return [text.strip().splitlines()[-1] for text in
+            page.locator("[data-testid=stSidebarNav] [data-testid=stSidebarNavLink]").all_inner_texts()]
+
+
+def threshold_slider(page):
+    """The sidebar's threshold slider's input (focus it to move it with the keyboard)."""
+    return page.locator(SLIDER_INPUT)
+
+
+def shown_threshold(page) -> float:
+    return float(threshold_slider(page).get_attribute("value"))
+
+
+def preset_buttons(page) -> list:
+    """The sidebar's preset buttons, in the order of :data:`core.thresholds.PRESETS` (whatever
+    their labels say)."""
+    # Streamlit also renders a hidden copy of a button with help text, to measure it.
+    return page.locator("[data-testid=stSidebar] [data-testid=stButton] button").filter(visible=True).all()
+
+
+def choose_preset(page, index: int, expected: float, *, tolerance: float = 6e-4,
+                  timeout_ms: int = 60_000) -> float:
+    """Clicks the ``index``-th preset button and waits until the slider shows ``expected`` (within
+    ``tolerance``: the slider shows its value snapped to its 0.001 step) and the run has ended.
+
+    Returns the slider's value; a timeout means the button set another threshold.
+    """
+    preset_buttons(page)[index].click(timeout=timeout_ms)
+    page.wait_for_function(
+        "([selector, expected, tolerance]) => { const s = document.querySelector(selector);"
+        " return s !== null && Math.abs(Number(s.getAttribute('value')) - expected) <= tolerance; }",
+        arg=[SLIDER_INPUT, expected, tolerance], timeout=timeout_ms, polling=100)
+    wait_for_idle(page, timeout_ms)
+    return shown_threshold(page)
+
+
+def upload_to_answer_seconds(page, url: str, images: list[Path]) -> list[float]:
+    """Seconds from upload to verdict + both images, each image new to the server's caches."""
+    seconds = []
+    for image in images:
+        page.goto(url, timeout=60_000)
+        app_harness.wait_for_uploader(page)
+        page.wait_for_timeout(500)  # let the page settle before the clock starts
+        started = time.perf_counter()
+        app_harness.upload(page, image)
+        app_harness.wait_for_verdicts(page, [image.name], images=2)
+        seconds.append(time.perf_counter() - started)
+    return seconds
