@@ -119,7 +119,7 @@ def training_figure(history_rows: list[dict]) -> Figure:
 
 
 def _subgroup_mask(name: str, rows: list[dict]) -> np.ndarray:
-    """Rows of subgroup ``name`` ("region=hand", "hardware=with"), grouped as ``core.evaluate`` does."""
+    """Rows of subgroup ``name`` ("region=hand", "hardware=with"), grouped as ``training.evaluate`` does."""
     key, value = name.split("=", 1)
     if key == "region":
         return np.array([region_group(row["region"]) == value for row in rows])

@@ -14,7 +14,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
-# The features of core.ood were chosen looking at the images of SELECTION_SEED; the figures we
+# The features of the radiograph check (core.radiograph_check) were chosen looking at the images of SELECTION_SEED; the figures we
 # report come from a fresh draw (REPORT_SEED) that played no part in that choice, and, measured
 # later with the check unchanged, from ten more fresh draws (MORE_REPORT_SEEDS).
 SELECTION_SEED = 20261128
