@@ -37,8 +37,33 @@ class BatchRow:
     error: str | None = None
 
 
+# A spreadsheet (Excel, LibreOffice Calc, Google Sheets) reads a cell that starts with one of
+# these as a formula: "=HYPERLINK(…)" in a file name would run when the CSV is opened. Tab, CR,
+# LF and NUL are on OWASP's and ASVS's lists; the full-width forms are read as formulas by
+# spreadsheets in East Asian locales.
+_FORMULA_STARTS = frozenset("=+-@\t\r\n\0＝＋－＠")
+# Import settings that trim spaces or strip quotes make ' =1+2' and '"=1+2' formulas too, so
+# these are skipped before looking at the first character.
+_SKIPPED_BEFORE_FORMULA = " \"'\u00a0\u3000"
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` with a leading single quote when a spreadsheet would read it as a formula.
+
+    OWASP's advice for CSV injection: the quote makes the spreadsheet show the cell as text, and
+    cells that start with anything else are left exactly as they were.
+    """
+    if cell.lstrip(_SKIPPED_BEFORE_FORMULA)[:1] in _FORMULA_STARTS:
+        return "'" + cell
+    return cell
+
+
 def results_csv(rows: list[BatchRow], threshold: float) -> str:
-    """CSV text with one line per row: file, P(fractured), verdict (or the error) at ``threshold``."""
+    """CSV text with one line per row: file, P(fractured), verdict (or the error) at ``threshold``.
+
+    Every cell goes through :func:`spreadsheet_safe`: file names and error messages come from
+    the uploader, and the CSV is made to be opened in a spreadsheet.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["file", "probability_fractured", "verdict", "threshold"])
@@ -48,5 +73,6 @@ def results_csv(rows: list[BatchRow], threshold: float) -> str:
         else:
             probability = f"{row.probability_fractured:.6f}"
             verdict = VERDICT_TEXT[decide(row.probability_fractured, threshold)]
-        writer.writerow([row.file_name, probability, verdict, f"{threshold:.6f}"])
+        cells = [row.file_name, probability, verdict, f"{threshold:.6f}"]
+        writer.writerow([spreadsheet_safe(cell) for cell in cells])
     return buffer.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain, count
 
 import streamlit as st
 
@@ -16,10 +17,14 @@ from pages.widgets import markdown_literal, threshold_sidebar
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One upload of the batch: its result, or why it could not be read."""
+    """One upload of the batch: its result, or why it could not be read.
+
+    Items stay in upload order and are never looked up by file name: exports often repeat a
+    name (an IM0001.dcm per study), and a file may be named like another upload's label.
+    """
 
     file_name: str
-    label: str  # unique within the batch: exports often repeat a name (an IM0001.dcm per study)
+    label: str  # how the heatmap picker names this upload; distinct from every other item's
     data: bytes
     result: ImageResult | None = None
     error: str | None = None
@@ -34,15 +39,27 @@ def uploads_ui() -> list:
     return st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True) or []
 
 
+def distinct_labels(names: list[str]) -> list[str]:
+    """A label per upload, no two alike: its name, or for a name already taken the name and its
+    place in the batch ("a.jpg (upload 3)"), numbered further if a file is itself called that."""
+    labels, taken = [], set()
+    for position, name in enumerate(names, start=1):
+        candidates = chain([name, f"{name} (upload {position})"],
+                           (f"{name} (upload {position}, {number})" for number in count(2)))
+        label = next(candidate for candidate in candidates if candidate not in taken)
+        labels.append(label)
+        taken.add(label)
+    return labels
+
+
 def classify_ui(uploads: list) -> list[BatchItem]:
-    items, labels = [], set()
+    items = []
+    labels = distinct_labels([upload.name for upload in uploads])
     progress = st.progress(0.0, text="Classifying…")
-    for index, upload in enumerate(uploads, start=1):
+    for index, (upload, label) in enumerate(zip(uploads, labels), start=1):
         data = upload.getvalue()
-        label = upload.name if upload.name not in labels else f"{upload.name} (upload {index})"
         try:
             items.append(BatchItem(upload.name, label, data, result=state.classify_upload(data)))
-            labels.add(label)
         except ImageReadError as error:
             items.append(BatchItem(upload.name, label, data, error=str(error)))
         progress.progress(index / len(uploads), text=f"Classified {index} of {len(uploads)}")
@@ -81,13 +98,15 @@ def csv_ui(items: list[BatchItem], threshold: float) -> None:
 
 
 def heatmap_ui(items: list[BatchItem]) -> None:
-    readable = {item.label: item.data for item in items if item.result is not None}
+    # Each option is one upload's label; labels are distinct (distinct_labels), so choosing one
+    # picks exactly that upload, whatever names the others have.
+    readable = {item.label: item for item in items if item.result is not None}
     if not readable:
         return
-    chosen = st.selectbox("Show the heatmap of", list(readable))
+    chosen = readable[st.selectbox("Show the heatmap of", list(readable))]
     left, right = st.columns(2)
-    left.image(state.xray_png(readable[chosen]), caption=markdown_literal(chosen), width="stretch")
-    right.image(state.overlay_png(readable[chosen]), caption="Grad-CAM for 'fractured'", width="stretch")
+    left.image(state.xray_png(chosen.data), caption=markdown_literal(chosen.label), width="stretch")
+    right.image(state.overlay_png(chosen.data), caption="Grad-CAM for 'fractured'", width="stretch")
 
 
 def main() -> None:

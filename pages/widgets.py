@@ -14,7 +14,8 @@ SLIDER_LABEL = "P(fractured) at or above this is called a fracture"
 
 # Every ASCII character that CommonMark, Streamlit's colour/icon directives (":red[…]",
 # ":material/…:") or its LaTeX ("$…$") give a meaning; a backslash makes each one literal.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$/])")
+# "&" starts an HTML entity ("a&copy;b.jpg" would show as "a©b.jpg"); "\&" is a literal "&".
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$/&])")
 
 
 def markdown_literal(text: str) -> str:

@@ -12,7 +12,7 @@ from core.config import PROJECT_DIR
 from core.export import VERDICT_TEXT
 from core.thresholds import decide
 from pages.state import THRESHOLD_KEY
-from tests.app.media import download_data
+from tests.app.media import download_data, image_pixels
 from tests.app.page_text import shown
 
 PAGE = str(PROJECT_DIR / "pages" / "batch.py")
@@ -95,3 +95,39 @@ def test_the_count_the_table_and_the_csv_decide_alike_at_the_exact_threshold(med
     assert list(table["verdict"][:-1]) == [row["verdict"] for row in readable]
     assert any(element.value.startswith(f"**{flagged} of {len(files)}** flagged at threshold {specific:.3f}; 1 unreadable")
                for element in app.markdown)
+
+
+def _pixels(image: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(image)))
+
+
+def test_a_file_named_like_another_uploads_label_keeps_every_upload_apart(media_files):
+    # The picker once labelled the third upload "a.jpg (upload 3)", the second's own name: two
+    # options for three images, and one of them showing the other's X-ray.
+    uploads = [("a.jpg", _png_bytes(11)), ("a.jpg (upload 3)", _png_bytes(12)), ("a.jpg", _png_bytes(13))]
+    app = AppTest.from_file(PAGE, default_timeout=120)
+    app.run()
+    app.file_uploader[0].set_value([(name, data, "image/png") for name, data in uploads]).run()
+    assert not app.exception
+    assert list(app.dataframe[0].value["file"]) == [name for name, _ in uploads]
+    assert any(element.value.endswith("; 0 unreadable.") and "of 3**" in element.value for element in app.markdown)
+    rows = list(csv.DictReader(io.StringIO(download_data(app, "Download CSV", media_files).decode())))
+    assert [row["file"] for row in rows] == [name for name, _ in uploads]
+
+    options = app.selectbox[0].options
+    assert len(options) == len(set(options)) == 3
+    assert options[:2] == ["a.jpg", "a.jpg (upload 3)"]
+    originals = [_pixels(data).astype(float) for _, data in uploads]
+    for index, option in enumerate(options):  # each option shows its own upload's X-ray
+        app.selectbox[0].set_value(option).run()
+        assert not app.exception and shown(app.image[0].proto.imgs[0].caption) == option
+        xray = image_pixels(app, 0, media_files).astype(float)  # Streamlit re-encodes it, lossily
+        differences = [np.abs(xray - original).mean() for original in originals]
+        assert np.argmin(differences) == index and differences[index] < 10, differences
+
+
+def test_the_tables_own_csv_export_is_off_so_only_the_neutralised_csv_leaves():
+    import tomllib
+
+    config = tomllib.loads((PROJECT_DIR / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["disableDataExport"] is True

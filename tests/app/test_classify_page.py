@@ -1,7 +1,9 @@
 """The Classify page through Streamlit's AppTest: upload, verdict, heatmap, threshold, downloads."""
 
+import html
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -173,7 +175,15 @@ def test_a_real_radiograph_gets_no_warning(app):
 
 
 MARKDOWN_NAMES = ("x*ray*_1_.png", "cost $5 and $6.png", ":red[alert] :material/warning: [a](b).png",
-                  "# `code` <b>bold</b> back\\slash.png")
+                  "# `code` <b>bold</b> back\\slash.png", "a&copy;b &#169; &#x41; &amp;.png")
+
+
+def rendered(markdown: str) -> str:
+    """The text a CommonMark renderer (Streamlit's markdown is CommonMark) shows for ``markdown``:
+    escapes dropped and HTML entities decoded, as the browser shows it."""
+    markdown_it = pytest.importorskip("markdown_it")
+    html_text = markdown_it.MarkdownIt("commonmark").renderInline(markdown)
+    return html.unescape(re.sub(r"<[^>]*>", "", html_text))  # tags the markdown made, then entities
 
 
 @pytest.mark.parametrize("name", MARKDOWN_NAMES)
@@ -182,8 +192,17 @@ def test_a_file_name_is_shown_as_typed_not_as_markdown(app, name):
     assert not app.exception
     verdicts = _verdicts(app)
     assert len(verdicts) == 1 and f"— {name}: P(fractured)" in verdicts[0]
+    assert f"— {name}: P(fractured)" in rendered([*app.success, *app.error][0].value)
     unreadable = name.replace(".png", ".jpg")
     app.file_uploader[0].upload(unreadable, b"<html>*not*</html>", "image/jpeg").run()
     errors = [shown(element.value) for element in app.error]
     assert any(error.startswith(f"Could not read {unreadable}: ") and "'<html>*not*</htm'" in error
                for error in errors), errors
+    assert any(rendered(element.value).startswith(f"Could not read {unreadable}: ") for element in app.error)
+
+
+def test_an_html_entity_in_a_name_is_kept_as_typed():
+    from pages.widgets import markdown_literal
+
+    assert rendered(markdown_literal("a&copy;b.jpg")) == "a&copy;b.jpg"  # not "a©b.jpg"
+    assert rendered(markdown_literal("&#169;&#x41;&amp;&lt;b&gt;")) == "&#169;&#x41;&amp;&lt;b&gt;"

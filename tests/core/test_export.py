@@ -3,6 +3,8 @@
 import csv
 import io
 
+import pytest
+
 from core.export import BatchRow, results_csv, verdict_report
 
 
@@ -27,3 +29,37 @@ def test_results_csv_decides_from_the_probability_at_the_exact_threshold():
     text = results_csv([BatchRow("a.png", 0.0897), BatchRow("b.png", 0.0895)], 0.08959388132952051)
     rows = list(csv.reader(io.StringIO(text)))
     assert [row[2] for row in rows[1:]] == ["Fracture suspected", "No fracture detected"]
+
+
+FORMULA_NAMES = ("=HYPERLINK(\"http://x.example\",\"open\").png", "+1+2.png", "-2+3.png", "@SUM(A1).png",
+                 "\t=1+2.png", "\r=1+2.png", " =1+2.png", "\"=1+2.png", "'=1+2.png", "\u00a0 =1.png",
+                 "＝1+2.png", "=cmd|' /C calc'!A0")
+
+
+@pytest.mark.parametrize("name", FORMULA_NAMES)
+def test_results_csv_neutralises_a_file_name_a_spreadsheet_would_run(name):
+    text = results_csv([BatchRow(name, 0.25), BatchRow(name, error="bad")], 0.2)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(rows) == 3  # still one line per upload, whatever the name holds
+    assert [row[0] for row in rows[1:]] == ["'" + name] * 2  # OWASP: a leading quote makes it text
+    assert rows[1][1:] == ["0.250000", "Fracture suspected", "0.200000"]
+
+
+@pytest.mark.parametrize("name", ["a.png", "x-ray.png", "IM0001.dcm", "a=b.png", "1+1.png", "'quoted'.png",
+                                  "", "a, \"b\"\n.png", "ü-@.png"])
+def test_results_csv_leaves_ordinary_names_as_they_are(name):
+    rows = list(csv.reader(io.StringIO(results_csv([BatchRow(name, 0.25)], 0.2))))
+    assert rows[1][0] == name
+
+
+def test_an_error_message_cell_starts_with_unreadable_so_is_never_a_formula():
+    rows = list(csv.reader(io.StringIO(results_csv([BatchRow("x.png", error="=1+2")], 0.2))))
+    assert rows[1] == ["x.png", "", "unreadable: =1+2", "0.200000"]
+
+
+@pytest.mark.parametrize("cell, safe", [("=1", "'=1"), ("-", "'-"), ("  @x", "'  @x"), ("0.250000", "0.250000"),
+                                        ("unreadable: bad", "unreadable: bad"), ("", "")])
+def test_spreadsheet_safe(cell, safe):
+    from core.export import spreadsheet_safe
+
+    assert spreadsheet_safe(cell) == safe

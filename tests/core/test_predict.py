@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +175,96 @@ def test_a_colour_photo_is_marked_unreliable_with_the_shipped_model(capsys, tmp_
     assert any("colour image" in reason for reason in results[0]["unreliable_because"])
     assert main([str(photo)]) == 0
     assert "does not look like a radiograph" in capsys.readouterr().out
+
+
+# File names a terminal would act on: a forged verdict line, ANSI and OSC escapes (title, BEL),
+# a C1 CSI, DEL, a bare CR, a Unicode line separator and a right-to-left override.
+FORGED_LINE = "\nsquare.png: P(fractured) = 0.010 -> not_fractured (threshold 0.500)"
+HOSTILE_NAMES = ("pos" + FORGED_LINE + ".png", "\x1b]0;title\x07.png", "\x1b[2K\x1b[31mred\x1b[0m.png",
+                 "c1\x9b31m.png", "del\x7f.png", "cr\rnot_fractured.png", "sep\u2028line.png",
+                 "rtl\u202egnp.png")
+ESCAPED_NAMES = ("pos" + FORGED_LINE.replace("\n", "\\n") + ".png", "\\x1b]0;title\\x07.png",
+                 "\\x1b[2K\\x1b[31mred\\x1b[0m.png", "c1\\x9b31m.png", "del\\x7f.png", "cr\\rnot_fractured.png",
+                 "sep\\u2028line.png", "rtl\\u202egnp.png")
+
+
+@pytest.fixture(scope="module")
+def hostile_copies(tmp_path_factory, inputs):
+    """The readable square image and the garbage file, each under every hostile name."""
+    folder = tmp_path_factory.mktemp("hostile-names")
+    square, garbage, _ = inputs
+    readable = [str(shutil.copy(square, folder / name)) for name in HOSTILE_NAMES]
+    unreadable = [str(shutil.copy(garbage, folder / f"bad-{name}")) for name in HOSTILE_NAMES]
+    return readable, unreadable
+
+
+def _only_printable(text: str) -> bool:
+    """No character a terminal would act on, line ends apart."""
+    import unicodedata
+
+    return all(character == "\n" or (unicodedata.category(character) not in {"Cc", "Cs", "Zl", "Zp"}
+                                      and character != "\u202e") for character in text)
+
+
+def test_text_output_escapes_control_characters_in_file_names(capsys, trained_model, hostile_copies):
+    readable, unreadable = hostile_copies
+    code = main([*readable, *unreadable, "--model-dir", str(trained_model.directory)])
+    captured = capsys.readouterr()
+    assert code == 1
+    out, err = captured.out.splitlines(), captured.err.splitlines()
+    assert len(out) == len(readable) and len(err) == len(unreadable)  # one line per file, none forged
+    assert _only_printable(captured.out) and _only_printable(captured.err)
+    folder = str(Path(readable[0]).parent)
+    for line, error_line, escaped in zip(out, err, ESCAPED_NAMES):
+        assert line.startswith(f"{folder}/{escaped}: P(fractured) = ")
+        assert error_line.startswith(f"{folder}/bad-{escaped}: error: expected an image file")
+
+
+def test_json_output_keeps_hostile_file_names_exact(capsys, trained_model, hostile_copies):
+    readable, unreadable = hostile_copies
+    code, results = run_json(capsys, [*readable, *unreadable, "--model-dir", str(trained_model.directory)])
+    assert code == 1
+    assert [result["path"] for result in results] == [*readable, *unreadable]  # json.dumps escapes them
+    assert all(set(result) == RESULT_KEYS for result in results[:len(readable)])
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_as_its_bytes(capsys, tmp_path, trained_model, inputs):
+    import os
+
+    name = tmp_path / os.fsdecode(b"latin1-\xe9t\xe9.png")  # a lone surrogate per undecodable byte
+    shutil.copy(inputs[0], name)
+    assert main([str(name), "--model-dir", str(trained_model.directory)]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path}/latin1-\\xe9t\\xe9.png: P(fractured) = ")
+
+
+def test_terminal_safe_leaves_ordinary_names_alone():
+    from core.predict import terminal_safe
+
+    for name in ("a.png", "C:\\scans\\x.png", "röntgen 1 (copy).dcm", "x*ray*_[1]_$2$.jpg", "日本語.png"):
+        assert terminal_safe(name) == name
+    assert terminal_safe("a\nb\x1b\x00\t") == "a\\nb\\x1b\\x00\\t"
+
+
+@pytest.mark.parametrize("where", ["file", "below a file"])
+def test_heatmap_dir_that_cannot_be_a_folder_is_a_usage_error(capsys, tmp_path, trained_model, inputs, where):
+    existing = tmp_path / "report.txt"
+    existing.write_text("keep me")
+    folder = existing if where == "file" else existing / "maps"
+    with pytest.raises(SystemExit) as exit_info:
+        main([inputs[0], "--heatmap-dir", str(folder), "--model-dir", str(trained_model.directory)])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert f"--heatmap-dir {folder}: " in captured.err and "not a directory" in captured.err.lower()
+    assert existing.read_text() == "keep me"
+
+
+def test_heatmap_of_an_input_named_at_the_length_limit_is_written(capsys, tmp_path, trained_model, inputs):
+    long_name = tmp_path / ("x" * 251 + ".png")  # 255 bytes: "<stem>_gradcam.png" would be 258
+    shutil.copy(inputs[0], long_name)
+    out = tmp_path / "maps"
+    assert main([str(long_name), str(long_name), "--heatmap-dir", str(out),
+                 "--model-dir", str(trained_model.directory)]) == 0
+    capsys.readouterr()
+    names = sorted(path.name for path in out.iterdir())
+    assert len(names) == 2 and all(len(name.encode()) <= 255 and name.endswith("_gradcam.png") for name in names)

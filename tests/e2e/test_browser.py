@@ -20,7 +20,7 @@ from tests.e2e import between_presets
 from training.config import DEFAULT_DATA_DIR
 
 SCREENSHOTS = PROJECT_DIR / "tests" / "e2e" / "screenshots"
-XRAY_NAME = "x*ray*_[1]_$2$.jpg"  # markdown in the name: the page must show it as typed
+XRAY_NAME = "x*ray*_[1]_$2$&copy;.jpg"  # markdown and an HTML entity in the name: shown as typed
 NAVIGATION = ("Classify", "Batch", "Model performance", "About")
 HEADINGS = {"Classify": "Bone fracture detection", "Batch": "Batch", "Model performance": "Model performance",
             "About": "About this model"}
