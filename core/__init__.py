@@ -13,7 +13,7 @@ model is loaded, so reading and preprocessing images stays light.
 
 from core.classifier import FractureClassifier, ImageResult
 from core.heatmaps import METHODS, HeatmapExplainer
-from core.imaging import SUPPORTED_FORMATS, ImageReadError, read_image
+from core.imaging import SUPPORTED_FORMATS, DecodedImage, ImageReadError, decode_image, read_image
 from core.overlay import encode_png, heatmap_to_image, overlay_heatmap, overlay_on_original
 from core.preprocessing import PreprocessConfig, preprocess
 from core.thresholds import PRESETS, OperatingThresholds, decide
@@ -21,6 +21,7 @@ from core.thresholds import PRESETS, OperatingThresholds, decide
 __all__ = [
     "FractureClassifier",
     "HeatmapExplainer",
+    "DecodedImage",
     "ImageReadError",
     "ImageResult",
     "METHODS",
@@ -29,6 +30,7 @@ __all__ = [
     "PreprocessConfig",
     "SUPPORTED_FORMATS",
     "decide",
+    "decode_image",
     "encode_png",
     "heatmap_to_image",
     "overlay_heatmap",

@@ -16,11 +16,12 @@ import numpy as np
 from core import artifacts
 from core.config import FRACTURED, MODELS_DIR
 from core.heatmaps import DEFAULT_METHOD, HeatmapExplainer, check_method
-from core.imaging import read_image
+from core.imaging import DecodedImage, decode_image
 from core.metrics import apply_temperature
 from core.overlay import fit_for_display
 from core.preprocessing import PreprocessConfig, preprocess
-from core.radiograph_check import RadiographCheck, RadiographReference, activation_summary_outputs, colourfulness
+from core.radiograph_check import (RadiographCheck, RadiographReference, activation_summary_outputs,
+                                   thumbnail_colourfulness)
 from core.thresholds import OperatingThresholds, decide
 
 BATCH_SIZE = 128
@@ -114,7 +115,8 @@ class FractureClassifier:
             check_method(heatmap)
             if self.explainer is None:
                 raise ValueError("this model's metadata names no cam_layer, so it cannot be explained")
-        image = read_image(source)
+        decoded = decode_image(source)
+        image = decoded.grey
         model_input = preprocess(image, self.preprocess_config)
         batch = model_input[np.newaxis]
         if heatmap == "gradcam":
@@ -125,7 +127,7 @@ class FractureClassifier:
             summary = summaries[0]
             heatmaps = None if heatmap is None else self.explainer.explain(batch, heatmap, class_index)
         probability = float(apply_temperature(raw.astype(np.float64), self.temperature)[0])
-        return ImageResult(probability, self.check_radiograph(source, summary), model_input, image,
+        return ImageResult(probability, self.check_radiograph(decoded, summary), model_input, image,
                            image.shape, None if heatmaps is None else heatmaps[0], heatmap)
 
     def predict_batch(self, model_inputs: np.ndarray) -> np.ndarray:
@@ -137,11 +139,14 @@ class FractureClassifier:
         """Activation summaries (N, D) of preprocessed images: the radiograph check's features."""
         return self._raw_and_summaries(model_inputs)[1]
 
-    def check_radiograph(self, source, summary: np.ndarray) -> RadiographCheck:
-        """Colour and feature-space checks of one image (see :mod:`core.radiograph_check`)."""
+    def check_radiograph(self, decoded: DecodedImage, summary: np.ndarray) -> RadiographCheck:
+        """Colour and feature-space checks of one image (see :mod:`core.radiograph_check`).
+
+        The colour comes from ``decoded``, the reader's own decode: the file is never opened twice.
+        """
         distance = None if self.reference is None else float(self.reference.distances(summary[np.newaxis])[0])
         threshold = None if self.reference is None else self.reference.threshold
-        return RadiographCheck(colourfulness(source), distance, threshold)
+        return RadiographCheck(thumbnail_colourfulness(decoded.colour_thumbnail), distance, threshold)
 
     def _raw_and_summaries(self, model_inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated P(fractured) (N,) and activation summaries (N, D), in batches."""

@@ -4,8 +4,9 @@ The network answers for any picture; a verdict on a holiday photo is meaningless
 neither of which ever hides the verdict:
 
 * **Colour.** Radiographs are grey. Colourfulness is Hasler & Süsstrunk's metric ("Measuring
-  colourfulness in natural images", Proc. SPIE 5007, 2003); above 15 ("slightly colourful" on
-  their scale) the upload is called a colour image.
+  colourfulness in natural images", Proc. SPIE 5007, 2003), measured on a thumbnail of the
+  reader's own decode; above 15 ("slightly colourful" on their scale) the upload is called a
+  colour image.
 * **Distance to the training radiographs in the network's own feature space.** Each image is
   summarised by the channel means of every activation layer (early layers see texture, late ones
   anatomy), L2-normalised and projected on 64 principal components fitted on the train split. Its
@@ -19,36 +20,40 @@ next to the model; this module only reads and applies it.
 
 from __future__ import annotations
 
-import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from core.imaging import ImageReadError, decode_image
 
 COLOURFUL = 15.0
-_COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "CMYK", "P", "YCbCr", "LAB", "HSV", "PA"})
-_THUMBNAIL = (64, 64)  # colourfulness is a global statistic; JPEG decodes at 1/8 scale for it
 
 
 def colourfulness(source) -> float:
-    """Hasler–Süsstrunk colourfulness (0 for grey) of an image file, from a small decode.
+    """Hasler–Süsstrunk colourfulness (0 for grey) of an image file, read by :mod:`core.imaging`.
 
     Args:
-        source: file bytes or a path. Anything Pillow cannot open (DICOM, junk) counts as grey:
-            the reader, not this check, decides whether it is an image.
+        source: file bytes or a path. Anything the reader refuses counts as grey: the reader,
+            not this check, decides whether it is an image.
     """
     try:
-        handle = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else open(os.fspath(source), "rb")
-        with handle, Image.open(handle) as image:
-            if image.mode not in _COLOUR_MODES:
-                return 0.0  # grey modes hold no colour; decoding them again would only cost time
-            image.draft("RGB", _THUMBNAIL)  # JPEG decodes at reduced scale; other formats ignore it
-            image.thumbnail(_THUMBNAIL)
-            rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
-    except Exception:  # a file the reader rejects is reported by the reader
+        return thumbnail_colourfulness(decode_image(source).colour_thumbnail)
+    except ImageReadError:  # a file the reader rejects is reported by the reader
         return 0.0
+
+
+def thumbnail_colourfulness(thumbnail: np.ndarray | None) -> float:
+    """Colourfulness of the reader's RGB thumbnail (``DecodedImage.colour_thumbnail``); 0 for
+    None, i.e. for files stored in a grey mode and for DICOM.
+
+    The thumbnail comes from the same decode as the grey image: the upload is opened once, by
+    the one reader and its allow-list of formats. Opening it a second time with every Pillow
+    plugin let a DICOM preamble be read as EPS (Ghostscript) or as a 169 MP TIFF.
+    """
+    if thumbnail is None:
+        return 0.0
+    rgb = np.asarray(thumbnail, dtype=np.float64)
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     red_green, yellow_blue = red - green, 0.5 * (red + green) - blue
     spread = np.hypot(red_green.std(), yellow_blue.std())

@@ -294,6 +294,12 @@ def bright_left_expected(h: int = 6, w: int = 8) -> np.ndarray:
     return expected
 
 
+def _uid(name: str):
+    import pydicom.uid
+
+    return getattr(pydicom.uid, name)
+
+
 def junk_compressed_dicom(ts_name: str) -> Callable[[], bytes]:
     def make() -> bytes:
         import pydicom.uid
@@ -302,6 +308,137 @@ def junk_compressed_dicom(ts_name: str) -> Callable[[], bytes]:
         junk = encapsulate([b"\x00junk-not-a-codestream" * 4])
         return dicom_bytes(ts=getattr(pydicom.uid, ts_name), pixel_data=junk)
     return make
+
+
+# --- hostile files of the second round (issue 13) ------------------------------------------------
+# Small files that a careless reader turns into Ghostscript runs, gigabytes or a numpy traceback.
+# tests/core/test_hostile_inputs.py and test_memory_budget.py use them; the large ones are only
+# ever built in a test's temporary directory.
+
+EPS_PREAMBLE = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\n{} loop\n"  # gs would spin for ever
+
+
+def with_preamble(data: bytes, preamble: bytes) -> bytes:
+    """A DICOM file (``DICM`` at byte 128) whose 128-byte preamble holds ``preamble``."""
+    assert data[128:132] == b"DICM" and len(preamble) <= 128
+    return preamble.ljust(128, b"\0") + data[128:]
+
+
+def tiff_header(width: int, height: int, *, rgb: bool = False, strip_bytes: int = 0) -> bytes:
+    """A classic little-endian TIFF header and directory, at most 128 bytes, for an uncompressed
+    8-bit grey (or RGB) image whose single strip starts at byte 0 of the file."""
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (259, 3, 1, 1), (262, 3, 1, 2 if rgb else 1),
+               (273, 4, 1, 0), (277, 3, 1, 3 if rgb else 1), (278, 4, 1, height),
+               (279, 4, 1, strip_bytes or width * height * (3 if rgb else 1))]
+    end = 8 + 2 + 12 * (len(entries) + 1) + 4
+    entries.append((258, 3, 3, end) if rgb else (258, 3, 1, 8))  # three BitsPerSample values live after the directory
+    directory = b"".join(struct.pack("<HHII", *entry) for entry in sorted(entries))
+    header = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries)) + directory + b"\0" * 4
+    return header + (struct.pack("<HHH", 8, 8, 8) if rgb else b"")
+
+
+def float64_tiff(height: int = 4, width: int = 5) -> bytes:
+    """An uncompressed grey TIFF of 64-bit float samples (SampleFormat 3), which Pillow cannot read."""
+    pixels = np.linspace(-1.0, 1.0, height * width).reshape(height, width).astype("<f8").tobytes()
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 64), (259, 3, 1, 1), (262, 3, 1, 1),
+               (273, 4, 1, 0), (277, 3, 1, 1), (278, 4, 1, height), (279, 4, 1, len(pixels)), (339, 3, 1, 3)]
+    start = 8 + 2 + 12 * len(entries) + 4
+    entries = [(tag, kind, n, start if tag == 273 else value) for tag, kind, n, value in entries]
+    directory = b"".join(struct.pack("<HHII", *entry) for entry in entries)
+    return b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries)) + directory + b"\0" * 4 + pixels
+
+
+def encapsulated_dicom(frame: bytes, ts_name: str, rows: int, columns: int, *, bits: int = 8,
+                       samples: int = 1, photometric: str = "MONOCHROME2") -> bytes:
+    """A DICOM whose pixel data is ``frame``, encapsulated under the named transfer syntax."""
+    import pydicom.uid
+    from pydicom.encaps import encapsulate
+
+    colour = {"PlanarConfiguration": 0} if samples > 1 else {}
+    return dicom_bytes(ts=getattr(pydicom.uid, ts_name), pixel_data=encapsulate([frame]), photometric=photometric,
+                       Rows=rows, Columns=columns, SamplesPerPixel=samples,
+                       BitsAllocated=bits, BitsStored=bits, HighBit=bits - 1, **colour)
+
+
+def jpeg_in_dicom(image_size: tuple[int, int], rows: int, columns: int) -> bytes:
+    """JPEG Baseline DICOM whose codestream is image_size (w, h) while its header says Rows × Columns."""
+    frame = encode(Image.new("L", image_size, 100), "JPEG")
+    return encapsulated_dicom(frame, "JPEGBaseline8Bit", rows, columns)
+
+
+def j2k_in_dicom(image_size: tuple[int, int], rows: int, columns: int, *,
+                 declare: tuple[int, int] | None = None) -> bytes:
+    """JPEG 2000 Lossless DICOM whose codestream is image_size (w, h), or claims ``declare`` (w, h)
+    in its SIZ marker, while the DICOM header says Rows × Columns."""
+    frame = bytearray(encode(Image.new("L", image_size, 100), "JPEG2000", no_jp2=True))
+    if declare is not None:
+        frame[8:16] = struct.pack(">II", *declare)  # Xsiz, Ysiz of the SIZ marker
+    return encapsulated_dicom(bytes(frame), "JPEG2000Lossless", rows, columns)
+
+
+def rle_frame(segments: list[bytes]) -> bytes:
+    """An RLE Lossless frame: the 64-byte header of segment offsets, then the segments."""
+    offsets, position = [], 64
+    for segment in segments:
+        offsets.append(position)
+        position += len(segment)
+    return struct.pack("<16I", len(segments), *offsets, *[0] * (15 - len(segments))) + b"".join(segments)
+
+
+def rle_constant_segment(length: int, value: int = 0) -> bytes:
+    """PackBits for ``length`` copies of one byte: runs of 128 (two bytes each)."""
+    runs, rest = divmod(length, 128)
+    tail = bytes([257 - rest, value]) if rest > 1 else (bytes([0, value]) if rest else b"")
+    return bytes([129, value]) * runs + tail
+
+
+def rle_bomb_dicom(rows: int = 64, columns: int = 64, pairs: int = 50_000) -> bytes:
+    """8-bit RLE DICOM whose one segment decodes to 128 × pairs bytes, not Rows × Columns."""
+    frame = rle_frame([bytes([129, 7]) * pairs])
+    return encapsulated_dicom(frame, "RLELossless", rows, columns)
+
+
+def rle_dicom(rows: int, columns: int, *, bits: int = 16) -> bytes:
+    """A valid RLE DICOM of a constant grey image: tiny on disk, Rows × Columns × bits when decoded."""
+    segments = [rle_constant_segment(rows * columns, value) for value in (0x08, 0x00)[: bits // 8]]
+    return encapsulated_dicom(rle_frame(segments), "RLELossless", rows, columns, bits=bits)
+
+
+def deflate_bomb_dicom(inflated_bytes: int = 51 * MB) -> bytes:
+    """A Deflated Explicit VR Little Endian DICOM whose deflated stream declares a 2 GB PixelData
+    element and inflates to ``inflated_bytes`` of zeros, from about 1/1000 of that on disk."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    data = dicom_bytes(bright_left(), ts=DeflatedExplicitVRLittleEndian)
+    meta_end = 144 + struct.unpack_from("<I", data, 140)[0]  # after (0002,0000) File Meta Information Group Length
+    dataset = zlib.decompress(data[meta_end:], -zlib.MAX_WBITS)
+    head = dataset[: dataset.index(b"\xe0\x7f\x10\x00")]  # every element before PixelData
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    start = deflater.compress(head + b"\xe0\x7f\x10\x00OW\x00\x00" + struct.pack("<I", 2**31 - 2))
+    start += deflater.flush(zlib.Z_FULL_FLUSH)
+    # After a full flush no block refers to earlier data, so one compressed megabyte of zeros
+    # can be repeated: a 2 GB bomb is built in milliseconds.
+    zeros = deflater.compress(bytes(MB)) + deflater.flush(zlib.Z_FULL_FLUSH)
+    return data[:meta_end] + start + zeros * (inflated_bytes // MB) + deflater.flush()
+
+
+def constant_png(width: int, height: int, pixel: bytes, *, colour_type: int, bit_depth: int = 8,
+                 palette: bytes = b"", transparency: bytes = b"") -> bytes:
+    """A PNG of one repeated pixel, compressed row by row: a 60 MP image in a few hundred KB
+    without ever holding it decoded (colour types: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA)."""
+    deflater = zlib.compressobj(9)
+    row = b"\0" + pixel * width  # filter type 0, then the samples
+    stream = b"".join(deflater.compress(row) for _ in range(height)) + deflater.flush()
+    chunks = [png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0))]
+    chunks += [png_chunk(b"PLTE", palette)] if palette else []
+    chunks += [png_chunk(b"tRNS", transparency)] if transparency else []
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks) + png_chunk(b"IDAT", stream) + png_chunk(b"IEND", b"")
+
+
+def frame_too_large_dicom() -> bytes:
+    """A native DICOM declaring 6000 × 6000 × 3 samples × 16 bits (206 MB per frame), 8×8 of it present."""
+    return dicom_bytes(bright_left(), photometric="RGB", Rows=6000, Columns=6000, SamplesPerPixel=3,
+                       PlanarConfiguration=0)
 
 
 # --- the corpus ----------------------------------------------------------------------------
@@ -491,6 +628,42 @@ CASES: list[Case] = [
          lambda: dicom_bytes(bright_left(), Rows=[6, 6]), Rejected("has no size (Rows=[6, 6], Columns=8)")),
     Case("dicom-cut-50", "cut.dcm", "a 64×64 DICOM cut at 50% (inside the pixel data)",
          cut(lambda: dicom_bytes(noise(64, 64, 6)), 0.5), Rejected("pixel data in the upload cannot be decoded")),
+    # Issue 13: preamble tricks, decompression bombs inside DICOM, formats that cannot be read.
+    Case("dicom-eps-preamble", "IM0005.dcm",
+         "the 6×8 DICOM whose 128-byte preamble is an EPS header with `{} loop` (Ghostscript would spin for ever)",
+         lambda: with_preamble(dicom_bytes(bright_left()), EPS_PREAMBLE),
+         Reads((6, 8), "read as DICOM: left half 1, right half 0", _close(bright_left_expected, 0))),
+    Case("dicom-tiff-preamble", "IM0006.dcm",
+         "the same DICOM whose preamble is a TIFF header declaring a 13000×13000 RGB image",
+         lambda: with_preamble(dicom_bytes(bright_left()), tiff_header(13000, 13000, rgb=True)),
+         Reads((6, 8), "read as DICOM: left half 1, right half 0", _close(bright_left_expected, 0))),
+    Case("dicom-deflated", "deflated.dcm", "the 6×8 DICOM in the Deflated Explicit VR Little Endian transfer syntax",
+         lambda: dicom_bytes(bright_left(), ts=_uid("DeflatedExplicitVRLittleEndian")),
+         Reads((6, 8), "left half 1, right half 0", _close(bright_left_expected, 0))),
+    Case("dicom-deflate-bomb", "bomb.dcm",
+         "a 52 KB deflated DICOM whose dataset inflates past 50 MB (its PixelData declares 2 GB)", deflate_bomb_dicom,
+         Rejected("deflated DICOM in the upload inflates to more than 50.0 MB (52,428,800 bytes, the upload limit)")),
+    Case("dicom-jpeg-larger-than-header", "jpeg.dcm",
+         "JPEG Baseline DICOM with Rows = Columns = 8 whose JPEG codestream is 64×48",
+         lambda: jpeg_in_dicom((64, 48), 8, 8),
+         Rejected("does not match its header: the JPEG codestream of the first frame is 64×48 with 1 component(s), "
+                  "but Columns × Rows is 8×8")),
+    Case("dicom-j2k-larger-than-header", "j2k.dcm",
+         "JPEG 2000 DICOM, 64×48, whose codestream's SIZ marker claims 13000×13000",
+         lambda: j2k_in_dicom((64, 48), 48, 64, declare=(13000, 13000)),
+         Rejected("does not match its header: the JPEG 2000 codestream of the first frame is 13000×13000 with "
+                  "1 component(s), but Columns × Rows is 64×48")),
+    Case("dicom-rle-bomb", "rle.dcm", "RLE DICOM, 64×64, whose 100 KB segment decodes to 6.4 MB", rle_bomb_dicom,
+         Rejected("segment 1 of the first frame decodes to more than Rows × Columns = 4,096 bytes")),
+    Case("dicom-frame-too-large", "rgb.dcm", "a DICOM declaring 6000×6000 pixels of 3 × 16-bit samples",
+         frame_too_large_dicom, Rejected("would decode to 206 MB (6000×6000 × 3 sample(s) × 16 bits allocated)")),
+    # Found by the first 10,000-example run of the round-2 fuzzer: struct.error from the RLE check.
+    Case("dicom-rle-no-header", "rle-cut.dcm", "RLE DICOM whose frame is 2 bytes, shorter than the 64-byte RLE header",
+         lambda: encapsulated_dicom(b"\x01\x00", "RLELossless", 8, 8),
+         Rejected("DICOM 'RLE Lossless' pixel data in the upload cannot be decoded: the first frame has no readable "
+                  "RLE header")),
+    Case("tiff-float64", "double.tif", "a 4×5 TIFF of 64-bit floating-point samples", float64_tiff,
+         Rejected("TIFF in the upload holds 64-bit floating-point samples, which are not supported")),
 ]
 
 
@@ -521,10 +694,12 @@ def markdown_table() -> str:
 def _kind(message: str) -> str:
     """A short family name for a rejection message, for the counts line."""
     families = {"too many pixels": ("MP; the limit",), "too many bytes": ("; the limit is 50.0 MB",),
+                "DICOM bomb or mismatch refused before decoding": ("inflates to more than", "does not match its header",
+                                                                   "decodes to more than", "would decode to"),
                 "DICOM without decodable pixels": ("DICOM", "transfer syntax", "pixel data", "compressed as",
                                                    "has no size"),
                 "truncated or corrupt": ("truncated", "damaged PNG", "cut short"),
-                "no finite pixels": ("finite",)}
+                "no finite pixels": ("finite",), "unsupported sample layout": ("floating-point samples",)}
     for family, keys in families.items():
         if any(key in message for key in keys):
             return family

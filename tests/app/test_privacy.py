@@ -1,10 +1,13 @@
 """Privacy: uploads stay in memory, and DICOM patient data is never shown, logged or written.
 
-(a) Several uploads (PNG, JPEG, DICOM) through AppTest on the Classify and Batch pages, with
-    their downloads rendered, leave no new or changed file: neither in the temporary directory
-    nor in the project directory, and the process opens no file for writing anywhere (an audit
-    hook sees every ``open`` for writing, ``os.rename``/``os.replace`` and ``tempfile.mkstemp``/
-    ``mkdtemp`` in the process, including TensorFlow's and Streamlit's Python code).
+(a) Several uploads (PNG, JPEG, DICOM, and DICOMs whose preamble is an EPS or a TIFF header)
+    through AppTest on the Classify and Batch pages, with their downloads rendered, leave no new
+    or changed file: neither in the temporary directory nor in the project directory, and the
+    process opens no file for writing anywhere and starts no program (an audit hook sees every
+    ``open`` for writing, ``os.rename``/``os.replace``, ``tempfile.mkstemp``/``mkdtemp`` and
+    every ``subprocess``/``os.exec``/``os.system`` call in the process, including TensorFlow's and
+    Streamlit's Python code). Before issue 13 the colour check opened the EPS preamble with
+    Pillow's EPS plugin, which copies the upload into the temporary directory and runs Ghostscript.
     tests/load/test_concurrent_sessions.py does the same around real HTTP uploads to a real server,
     which AppTest bypasses.
 (b) A DICOM carrying distinctive patient, institution and physician values is uploaded to both
@@ -33,7 +36,7 @@ from streamlit.testing.v1 import AppTest
 from core.config import PROJECT_DIR
 from tests.app.media import download_data
 from tests.app.page_text import shown
-from tests.corpus import dicom_bytes
+from tests.corpus import EPS_PREAMBLE, dicom_bytes, tiff_header, with_preamble
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
 BATCH = str(PROJECT_DIR / "pages" / "batch.py")
@@ -110,7 +113,8 @@ def _leaks(blob: bytes | str) -> list[str]:
 # --- (a) uploads stay in memory -------------------------------------------------------------------
 
 class _WriteAudit:
-    """Records, while active, every attempt of this process to create or modify a file."""
+    """Records, while active, every attempt of this process to create or modify a file or to
+    start a program."""
 
     active = False
     events: list[str] = []
@@ -136,6 +140,9 @@ class _WriteAudit:
                 cls.events.append(f"open {path} {mode or flags}")
         elif event in ("os.rename", "os.replace", "os.mkdir", "tempfile.mkstemp", "tempfile.mkdtemp",
                        "shutil.copyfile", "shutil.move"):
+            cls.events.append(f"{event} {args}")
+        elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+                       "os.forkpty"):
             cls.events.append(f"{event} {args}")
 
 
@@ -184,7 +191,9 @@ def test_uploads_and_downloads_leave_no_file_anywhere(private_tempdir, media_fil
     assert not classify.exception and not batch.exception
     uploads = [("knee.png", _encode(_radiograph(1), "PNG"), "image/png"),
                ("wrist.jpg", _encode(_radiograph(2), "JPEG"), "image/jpeg"),
-               ("hand.dcm", _dicom(3), "application/dicom")]
+               ("hand.dcm", _dicom(3), "application/dicom"),
+               ("eps.dcm", with_preamble(_dicom(4), EPS_PREAMBLE), "application/dicom"),
+               ("tiff.dcm", with_preamble(_dicom(5), tiff_header(13000, 13000, rgb=True)), "application/dicom")]
 
     _WriteAudit.install()
     project_before, temp_before = _snapshot(PROJECT_DIR, skip_sources=True), _snapshot(private_tempdir)
@@ -203,7 +212,7 @@ def test_uploads_and_downloads_leave_no_file_anywhere(private_tempdir, media_fil
     assert len(classify.get("download_button")) == 2 * len(uploads)  # every download was rendered
     assert [button.label for button in batch.get("download_button")] == ["Download CSV"]
     assert len(media_files) >= 2 * len(uploads)  # PNGs and reports went to the in-memory store
-    assert writes == [], f"the app tried to write files: {writes}"
+    assert writes == [], f"the app tried to write files or start programs: {writes}"
     assert _differences(temp_before, _snapshot(private_tempdir)) == []
     assert _differences(project_before, _snapshot(PROJECT_DIR, skip_sources=True)) == []
 

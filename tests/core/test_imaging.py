@@ -355,3 +355,104 @@ def test_random_bytes_never_taken_for_dicom():
         data = bytes(rng.integers(0, 256, 512, dtype=np.uint8))
         with pytest.raises(ImageReadError, match=EXPECTED):
             read_image(data)
+
+
+# --- memory: large images are read reduced, conversions run tile by tile (issue 13) ---------
+
+def test_an_image_over_the_output_budget_is_read_reduced_by_box_averaging():
+    pixels = np.random.default_rng(4).integers(0, 256, (40, 60), dtype=np.uint8)
+    out = read_image(encode(Image.fromarray(pixels), "PNG"), max_output_pixels=600)  # 2400 px: halved
+    expected = pixels.reshape(20, 2, 30, 2).mean(axis=(1, 3)) / 255
+    assert_image(out, (20, 30))
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_reduction_keeps_edge_pixels_and_extreme_aspect_ratios():
+    # factor 2: 21 × 31, the last row and column of boxes averaged over what is there
+    out = read_image(encode(marker_image(41, 61), "PNG"), max_output_pixels=700)
+    assert_marker(out, 21, 31)
+    wide = read_image(encode(Image.new("L", (5000, 1), 255), "PNG"), max_output_pixels=1000)
+    assert_image(wide, (1, 1000)) and np.allclose(wide, 1.0)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale():
+    data = encode(marker_image(mode="RGB"), "JPEG", quality=95)
+    out = read_image(data, max_output_pixels=600)  # DCT scaling by 1/2: 20 × 30, never 40 × 60
+    assert_marker(out, 20, 30, tol=0.08)
+
+
+def test_reduced_transparency_averages_the_composited_pixels():
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = [[0, 255], [255, 255]]  # one clear white pixel of four: composited on black
+    out = read_image(encode(Image.fromarray(rgba, "RGBA"), "PNG"), max_output_pixels=1)
+    np.testing.assert_allclose(out, [[0.75]], atol=1e-6)
+
+
+@pytest.mark.parametrize("pixels", [
+    np.array([[0, 65535], [65535, 0]], np.uint16),
+    np.array([[0.0, 1.0], [np.nan, 3.0]], np.float32),  # NaN counts as 0 after scaling to [0, 1]
+], ids=["16-bit", "float"])
+def test_deep_images_reduce_after_scaling(pixels):
+    out = read_image(encode(Image.fromarray(pixels), "TIFF" if pixels.dtype == np.float32 else "PNG"),
+                     max_output_pixels=1)
+    expected = 0.5 if pixels.dtype == np.uint16 else (0 + 1 / 3 + 0 + 1) / 4
+    np.testing.assert_allclose(out, [[expected]], atol=1e-6)
+
+
+@pytest.mark.parametrize("orientation,stored_rotation",
+                         [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270)])
+def test_exif_orientation_is_applied_to_a_reduced_image(orientation, stored_rotation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(marker_image().transpose(stored_rotation), "PNG", exif=exif.tobytes())
+    assert_marker(read_image(data, max_output_pixels=600), 20, 30)
+
+
+def test_a_dicom_over_the_output_budget_is_read_reduced():
+    pixels = np.random.default_rng(5).integers(0, 4096, (40, 60), dtype=np.uint16)
+    out = read_image(dicom_bytes(pixels), max_output_pixels=600)
+    scaled = (pixels - pixels.min()) / (pixels.max() - pixels.min())
+    np.testing.assert_allclose(out, scaled.reshape(20, 2, 30, 2).mean(axis=(1, 3)), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode,make", [
+    ("16-bit", lambda: Image.fromarray(np.random.default_rng(6).integers(0, 65536, (1500, 2000), dtype=np.uint16))),
+    ("RGBA", lambda: Image.fromarray(np.random.default_rng(7).integers(0, 256, (1500, 2000, 4), dtype=np.uint8),
+                                     "RGBA")),
+    ("float", lambda: Image.fromarray(np.random.default_rng(8).random((1500, 2000), dtype=np.float32))),
+])
+def test_deep_and_transparent_images_are_converted_without_full_size_float64_copies(mode, make):
+    """Before, a 16-bit, float or RGBA image went through whole-image float64 arrays: 8-32 bytes per
+    pixel, several at once (an RGBA PNG at the 60 MP limit took 4.7 GB). Now numpy holds the
+    float32 result and one tile's temporaries."""
+    import tracemalloc
+
+    data = encode(make(), "TIFF" if mode == "float" else "PNG")
+    tracemalloc.start()
+    try:
+        out = read_image(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert_image(out, (1500, 2000))
+    assert peak < out.nbytes + 48 * 2**20, f"{peak / 2**20:.0f} MB allocated for a {out.nbytes / 2**20:.0f} MB image"
+
+
+# --- 64-bit float TIFF (issue 13, defect 10) --------------------------------------------------
+
+def test_a_64_bit_float_tiff_is_refused_with_a_precise_message():
+    from tests.corpus import float64_tiff
+
+    with pytest.raises(ImageReadError, match="TIFF in the upload holds 64-bit floating-point samples, which are "
+                                             r"not supported \(32-bit float TIFF is\)"):
+        read_image(float64_tiff())
+
+
+def test_webp_gets_a_quarter_of_the_pixel_limit():
+    """libwebp holds about 16 bytes per pixel while Pillow decodes a WebP (4 for other formats)."""
+    data = encode(Image.new("RGB", (100, 100), (90, 90, 90)), "WEBP", lossless=True)
+    assert read_image(data, max_pixels=40_000).shape == (100, 100)
+    with pytest.raises(ImageReadError,
+                       match="WebP image is 100×100 = 10,000 pixels; the limit for WebP is 9,999 pixels"):
+        read_image(data, max_pixels=39_999)

@@ -1,0 +1,246 @@
+"""Hostile files of issue 13, each generated here: one reader with one allow-list (defect 1),
+sizes checked before inflating or decoding DICOM (defect 2), special files (defect 3).
+
+Memory per upload (defect 4) is tests/core/test_memory_budget.py and, for the reduced reading,
+tests/core/test_imaging.py; the 64-bit float TIFF (defect 10) is a case of tests/corpus.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+from PIL import EpsImagePlugin, Image, ImageFile
+
+from core.config import PROJECT_DIR
+from core.imaging import ImageReadError, read_image
+from core.radiograph_check import colourfulness
+from tests import corpus
+
+DICOM = corpus.dicom_bytes(corpus.bright_left())
+PREAMBLES = {
+    "eps": corpus.EPS_PREAMBLE,
+    "eps-dos-binary": b"\xc5\xd0\xd3\xc6" + bytes(28) + corpus.EPS_PREAMBLE[:90],
+    "tiff-13000x13000-rgb": corpus.tiff_header(13000, 13000, rgb=True),
+    "tiff-64x64-rgb": corpus.tiff_header(64, 64, rgb=True),  # would decode: colourful bytes of the header
+    "png": corpus.encode(corpus.marker_image(8, 8), "PNG"),
+}
+
+
+@pytest.fixture
+def opened(monkeypatch, tmp_path):
+    """Everything Pillow is asked to open, every program started, and a temporary directory that
+    must stay empty: records ``(what, detail)`` pairs."""
+    events: list[tuple[str, str]] = []
+    image_file_init = ImageFile.ImageFile.__init__
+
+    def recording_init(self, *args, **kwargs):
+        events.append(("pillow plugin", type(self).__name__))
+        return image_file_init(self, *args, **kwargs)
+
+    class NoPrograms:
+        def __init__(self, command, *args, **kwargs):
+            events.append(("program", str(command)))
+            raise OSError("tests start no programs")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "__init__", recording_init)
+    monkeypatch.setattr(subprocess, "Popen", NoPrograms)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: events.append(("ghostscript", "")))
+    temporary = tmp_path / "tempdir"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    yield events
+    assert list(temporary.iterdir()) == [], "something was written to the temporary directory"
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from core.classifier import FractureClassifier
+
+    try:
+        return FractureClassifier.load()
+    except FileNotFoundError as missing:
+        pytest.skip(f"no shipped model: {missing}")
+
+
+# --- defect 1: one reader, one allow-list --------------------------------------------------------
+
+@pytest.mark.parametrize("preamble", PREAMBLES.values(), ids=PREAMBLES.keys())
+def test_a_dicom_preamble_is_never_handed_to_pillow(opened, preamble):
+    """DICM at byte 128 means DICOM and nothing else: not the EPS (Ghostscript), TIFF or PNG
+    that the 128 bytes before it may spell. Before, the colour check opened every upload with
+    all of Pillow's plugins."""
+    data = corpus.with_preamble(DICOM, preamble)
+    np.testing.assert_array_equal(read_image(data), corpus.bright_left_expected())
+    assert colourfulness(data) == 0.0
+    assert opened == []
+
+
+@pytest.mark.parametrize("preamble", ["eps", "tiff-13000x13000-rgb"])
+def test_the_classifier_opens_a_dicom_preamble_nowhere_else(opened, classifier, preamble):
+    result = classifier.classify(corpus.with_preamble(DICOM, PREAMBLES[preamble]))
+    assert result.image.shape == (6, 8) and result.radiograph_check.colourfulness == 0.0
+    assert opened == []
+
+
+def test_one_decode_gives_the_grey_image_and_the_colour_thumbnail(opened):
+    from core.imaging import decode_image
+
+    decoded = decode_image(corpus.with_preamble(DICOM, corpus.EPS_PREAMBLE))
+    assert decoded.grey.shape == (6, 8) and decoded.colour_thumbnail is None
+    photo = corpus.encode(Image.new("RGB", (300, 200), (200, 30, 30)), "PNG")
+    decoded = decode_image(photo)
+    assert decoded.colour_thumbnail.shape == (43, 64, 3) and colourfulness(photo) > 15
+    assert [what for what, _ in opened] == ["pillow plugin"] * 2  # the PNG, once per decode
+
+
+def test_an_eps_file_is_refused_without_its_plugin_running(opened):
+    for data in (corpus.EPS, b"\xc5\xd0\xd3\xc6" + bytes(28) + corpus.EPS):  # plain and DOS-binary EPS
+        with pytest.raises(ImageReadError, match="expected an image file"):
+            read_image(data)
+        assert colourfulness(data) == 0.0
+    assert ("pillow plugin", "EpsImageFile") not in opened
+    assert not [event for event in opened if event[0] in ("program", "ghostscript")]
+
+
+def test_a_polyglot_with_dicm_at_128_is_not_read_as_the_png_it_starts_with(opened):
+    data = corpus.encode(corpus.marker_image(8, 8), "PNG").ljust(128, b"\0") + b"DICM" + bytes(64)
+    with pytest.raises(ImageReadError, match="DICOM"):
+        read_image(data)
+    assert colourfulness(data) == 0.0
+    assert opened == []
+
+
+# --- defect 2: sizes checked before inflating or decoding -------------------------------------
+
+def test_a_deflated_dicom_reads():
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    data = corpus.dicom_bytes(corpus.bright_left(), ts=DeflatedExplicitVRLittleEndian)
+    np.testing.assert_array_equal(read_image(data), corpus.bright_left_expected())
+    np.testing.assert_array_equal(read_image(data[132:]), corpus.bright_left_expected())  # without preamble
+
+
+def test_a_deflate_bomb_is_refused_after_inflating_no_more_than_the_limit():
+    bomb = corpus.deflate_bomb_dicom()  # 52 KB that inflate to 51 MB (and declare 2 GB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageReadError, match=r"deflated DICOM in the upload inflates to more than 1.0 MB "
+                                                 r"\(1,048,576 bytes, the upload limit\)"):
+            read_image(bomb, max_bytes=2**20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MB allocated"
+
+
+@pytest.mark.parametrize("make, codec", [
+    (lambda: corpus.jpeg_in_dicom((64, 48), 8, 8), "the JPEG codestream of the first frame is 64×48"),
+    (lambda: corpus.j2k_in_dicom((64, 48), 8, 8), "the JPEG 2000 codestream of the first frame is 64×48"),
+    (lambda: corpus.j2k_in_dicom((64, 48), 48, 64, declare=(13000, 13000)),
+     "the JPEG 2000 codestream of the first frame is 13000×13000 with 1 component(s), but Columns × Rows is 64×48"),
+    (lambda: corpus.encapsulated_dicom(corpus.jpeg_declaring(12000, 12000), "JPEGBaseline8Bit", 8, 8),
+     "the JPEG codestream of the first frame is 12000×12000"),
+], ids=["jpeg", "j2k", "j2k-siz-claims-169mp", "jpeg-sof-claims-144mp"])
+def test_a_codestream_larger_than_rows_by_columns_is_refused_before_decoding(opened, make, codec):
+    with pytest.raises(ImageReadError) as error:
+        read_image(make())
+    assert codec in str(error.value) and "refused before decoding" in str(error.value)
+    assert "broadcast" not in str(error.value)
+    assert opened == []  # pydicom's decoder (Pillow) was never called
+
+
+def test_encapsulated_frames_whose_header_matches_read():
+    for data in (corpus.jpeg_in_dicom((64, 48), 48, 64), corpus.j2k_in_dicom((64, 48), 48, 64),
+                 corpus.rle_dicom(30, 20, bits=16)):
+        assert read_image(data).shape in ((48, 64), (30, 20))
+
+
+def test_an_rle_segment_that_decodes_past_rows_by_columns_is_refused():
+    with pytest.raises(ImageReadError, match=r"segment 1 of the first frame decodes to more than "
+                                             r"Rows × Columns = 4,096 bytes; refused before decoding"):
+        read_image(corpus.rle_bomb_dicom())
+
+
+def test_an_rle_segment_that_decodes_short_is_refused_after_one_quick_count():
+    """The count walks the segment once; a stretch of no-op bytes (128) is skipped at C speed."""
+    frame = corpus.rle_frame([b"\x80" * (10 * corpus.MB)])
+    started = time.perf_counter()
+    with pytest.raises(ImageReadError, match=r"segment 1 of the first frame decodes to 0 bytes, fewer than "
+                                             r"Rows × Columns = 4,096"):
+        read_image(corpus.encapsulated_dicom(frame, "RLELossless", 64, 64))
+    assert time.perf_counter() - started < 5.0
+
+
+def test_a_frame_that_would_decode_past_the_frame_budget_is_refused():
+    with pytest.raises(ImageReadError, match=r"would decode to 206 MB \(6000×6000 × 3 sample\(s\) × 16 bits "
+                                             r"allocated\); the limit is 114 MB per frame \(60.0 MP × 2 bytes\)"):
+        read_image(corpus.frame_too_large_dicom())
+
+
+# --- defect 3: special files --------------------------------------------------------------------
+
+def _read_in_subprocess(path, *, memory_limit: int = 2 * 2**30, timeout: float = 60) -> str:
+    """read_image(path) in a child process with a memory ceiling and a deadline, so that a reader
+    that waits for ever or reads without end fails this test instead of hanging or swapping."""
+    script = textwrap.dedent(f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, ({memory_limit}, {memory_limit}))
+        from core.imaging import ImageReadError, read_image
+        try:
+            read_image(sys.argv[1])
+        except ImageReadError as error:
+            print("ImageReadError:", error)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=PROJECT_DIR, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "scan.png"
+    os.mkfifo(fifo)
+    assert "got 'scan.png', which is a FIFO (named pipe), not a regular file" in _read_in_subprocess(fifo, timeout=30)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_link_to_an_endless_device_is_refused_without_reading(tmp_path, device):
+    link = tmp_path / "xray.dcm"
+    link.symlink_to(device)
+    assert "got 'xray.dcm', which is a character device, not a regular file" in _read_in_subprocess(link)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="no /dev/null")
+def test_a_device_given_directly_is_refused():
+    with pytest.raises(ImageReadError, match="got 'null', which is a character device, not a regular file"):
+        read_image("/dev/null")
+
+
+def test_at_most_the_limit_plus_one_byte_is_read(tmp_path, monkeypatch):
+    """A file that grows after its size was checked (here: whose size is misreported) is read only
+    up to the limit plus the one byte that proves it too large."""
+    path = tmp_path / "growing.png"
+    path.write_bytes(bytes(1000))
+    real_stat, real_fstat = os.stat, os.fstat
+
+    def small(result):
+        fields = list(result)
+        fields[6] = 10  # st_size
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: small(real_stat(p, *a, **k)) if str(p) == str(path)
+                        else real_stat(p, *a, **k))
+    monkeypatch.setattr(os, "fstat", lambda fd: small(real_fstat(fd)))
+    with pytest.raises(ImageReadError,
+                       match=r"'growing.png' is 0.0 MB \(101 bytes\); the limit is 0.0 MB \(100 bytes\)"):
+        read_image(path, max_bytes=100)
