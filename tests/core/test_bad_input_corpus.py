@@ -36,16 +36,6 @@ def test_read_image_gives_the_expected_outcome(case):
     case.expected.check(image)
 
 
-@pytest.fixture(scope="module")
-def shipped_classifier():
-    from core.classifier import FractureClassifier
-
-    try:
-        return FractureClassifier.load()
-    except FileNotFoundError as missing:
-        pytest.skip(f"no shipped model: {missing}")
-
-
 @pytest.mark.parametrize("case", READS, ids=lambda case: case.name)
 def test_the_classifier_gives_a_probability_for_every_readable_case(shipped_classifier, case):
     result = shipped_classifier.classify(case.make())

@@ -60,16 +60,6 @@ def opened(monkeypatch, tmp_path):
     assert list(temporary.iterdir()) == [], "something was written to the temporary directory"
 
 
-@pytest.fixture(scope="module")
-def classifier():
-    from core.classifier import FractureClassifier
-
-    try:
-        return FractureClassifier.load()
-    except FileNotFoundError as missing:
-        pytest.skip(f"no shipped model: {missing}")
-
-
 # --- defect 1: one reader, one allow-list --------------------------------------------------------
 
 @pytest.mark.parametrize("preamble", PREAMBLES.values(), ids=PREAMBLES.keys())
@@ -84,8 +74,8 @@ def test_a_dicom_preamble_is_never_handed_to_pillow(opened, preamble):
 
 
 @pytest.mark.parametrize("preamble", ["eps", "tiff-13000x13000-rgb"])
-def test_the_classifier_opens_a_dicom_preamble_nowhere_else(opened, classifier, preamble):
-    result = classifier.classify(corpus.with_preamble(DICOM, PREAMBLES[preamble]))
+def test_the_classifier_opens_a_dicom_preamble_nowhere_else(opened, shipped_classifier, preamble):
+    result = shipped_classifier.classify(corpus.with_preamble(DICOM, PREAMBLES[preamble]))
     assert result.image.shape == (6, 8) and result.radiograph_check.colourfulness == 0.0
     assert opened == []
 
