@@ -79,7 +79,7 @@ def load_thresholds() -> OperatingThresholds:
 
 @st.cache_resource
 def load_held_out(split: str = "test") -> HeldOutPredictions:
-    return artifacts.load_held_out(split=split)
+    return HeldOutPredictions.from_rows(load_probability_rows(), split)  # probabilities.csv is read once
 
 
 @st.cache_data(show_spinner=False)

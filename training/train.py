@@ -19,16 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from training.augmentation import AUGMENT_STRENGTHS, build_augmenter
+from core.classifier import compile_forward
 from core.config import (
     CLASS_NAMES, FRACTURED, HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME, MODELS_DIR, PROJECT_DIR,
 )
 from core.metrics import apply_temperature
-from training.data import load_arrays, load_index, split_hash
+from core.preprocessing import ASPECT_MODES, CONTRAST_MODES, PreprocessConfig
+from training.augmentation import AUGMENT_STRENGTHS, build_augmenter
 from training.config import DEFAULT_DATA_DIR
+from training.data import load_arrays, load_index, split_hash
 from training.metrics import choose_thresholds, expected_calibration_error, fit_temperature
 from training.model import ARCHITECTURES, CAM_LAYER, build_model
-from core.preprocessing import ASPECT_MODES, CONTRAST_MODES, PreprocessConfig
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -84,25 +85,10 @@ def _training_dataset(images, labels, batch_size, augmenter, seed):
 PREDICT_BATCH = 128
 
 
-def compile_forward(model):
-    """``model`` as a ``tf.function`` with a fixed input signature.
-
-    ``model.predict`` builds a data pipeline on every call (about 60 ms per image here); a traced
-    function runs the graph directly (about 3 ms).
-    """
-    import tensorflow as tf
-
-    size = model.input_shape[1]
-    signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
-    # autograph=False: no Python control flow to convert, and AutoGraph would write its generated
-    # source to a file in the temporary directory on the first trace (and warn about the lambda).
-    return tf.function(lambda images: model(images, training=False), input_signature=signature,
-                       autograph=False)
-
-
 def predict_fracture_probabilities(forward, images: np.ndarray) -> np.ndarray:
-    """Uncalibrated P(fractured) for a stack of preprocessed uint8 images (N, S, S, 1)."""
-    outputs = [forward(images[start : start + PREDICT_BATCH].astype(np.float32)).numpy()[:, FRACTURED]
+    """Uncalibrated P(fractured) for a stack of preprocessed uint8 images (N, S, S, 1), through a
+    :func:`core.classifier.compile_forward` pass."""
+    outputs = [forward(images[start : start + PREDICT_BATCH].astype(np.float32))[0].numpy()[:, FRACTURED]
                for start in range(0, len(images), PREDICT_BATCH)]
     return np.concatenate(outputs).astype(np.float64) if outputs else np.zeros(0)
 
