@@ -23,9 +23,17 @@ def verdict_report(file_name: str, probability_fractured: float, threshold: floa
               "threshold": round(float(threshold), 6), "decision": decision,
               "verdict": VERDICT_TEXT[decision], "method": method, "model_version": model_version}
     if radiograph_check is not None:
-        report["looks_like_radiograph"] = radiograph_check.looks_like_radiograph
-        report["unreliable_because"] = list(radiograph_check.reasons)
+        report.update(radiograph_fields(radiograph_check))
     return report
+
+
+def radiograph_fields(check: RadiographCheck) -> dict:
+    """Both tiers of the radiograph check, as the JSON of the CLI and the app's report carry them."""
+    fields = {"looks_like_radiograph": check.looks_like_radiograph,
+              "unlike_training_data": check.unlike_training_data}
+    if check.reasons:
+        fields["unreliable_because"] = list(check.reasons)
+    return fields
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class BatchRow:
     file_name: str
     probability_fractured: float | None = None
     error: str | None = None
+    radiograph_check: RadiographCheck | None = None  # None for an unreadable file
 
 
 # A spreadsheet (Excel, LibreOffice Calc, Google Sheets) reads a cell that starts with one of
@@ -59,20 +68,29 @@ def spreadsheet_safe(cell: str) -> str:
 
 
 def results_csv(rows: list[BatchRow], threshold: float) -> str:
-    """CSV text with one line per row: file, P(fractured), verdict (or the error) at ``threshold``.
+    """CSV text with one line per row: file, P(fractured), verdict (or the error) at ``threshold``,
+    and both tiers of the radiograph check (empty for an unreadable file).
 
     Every cell goes through :func:`spreadsheet_safe`: file names and error messages come from
     the uploader, and the CSV is made to be opened in a spreadsheet.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["file", "probability_fractured", "verdict", "threshold"])
+    writer.writerow(["file", "probability_fractured", "verdict", "threshold", "looks_like_radiograph",
+                     "unlike_training_data"])
     for row in rows:
         if row.probability_fractured is None:
             probability, verdict = "", f"unreadable: {row.error}"
         else:
             probability = f"{row.probability_fractured:.6f}"
             verdict = VERDICT_TEXT[decide(row.probability_fractured, threshold)]
-        cells = [row.file_name, probability, verdict, f"{threshold:.6f}"]
+        check = row.radiograph_check
+        tiers = ["", ""] if check is None else [_yes_no(check.looks_like_radiograph),
+                                                _yes_no(check.unlike_training_data)]
+        cells = [row.file_name, probability, verdict, f"{threshold:.6f}", *tiers]
         writer.writerow([spreadsheet_safe(cell) for cell in cells])
     return buffer.getvalue()
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"

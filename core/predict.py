@@ -4,8 +4,9 @@
                            [--json] [--heatmap-dir DIR] [--model-dir DIR]
 
 With ``--json``, one JSON object per line in input order:
-``{"path", "probability_fractured", "decision", "threshold", "looks_like_radiograph"}`` (plus
-``"unreliable_because"`` when it does not), or ``{"path", "error"}`` for a
+``{"path", "probability_fractured", "decision", "threshold", "looks_like_radiograph",
+"unlike_training_data"}`` (plus ``"unreliable_because"`` when either tier flags it: tier 1, not a
+radiograph at all; tier 2, a radiograph unlike the training images), or ``{"path", "error"}`` for a
 file that cannot be read (the run goes on). Exit status: 0 when every file was read, 1 when any
 failed, 2 on bad usage.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from core.classifier import FractureClassifier, ImageResult
 from core.config import MODELS_DIR
+from core.export import radiograph_fields
 from core.imaging import ImageReadError
 from core.overlay import encode_png, overlay_on_original
 from core.thresholds import DEFAULT_PRESET, PRESET_NAMES
@@ -74,13 +76,10 @@ def main(argv=None) -> int:
         check = result.radiograph_check
         if args.json:
             record = {"path": path, "probability_fractured": round(result.probability_fractured, 6),
-                      "decision": decision, "threshold": round(threshold, 6),
-                      "looks_like_radiograph": check.looks_like_radiograph}
-            if not check.looks_like_radiograph:
-                record["unreliable_because"] = list(check.reasons)
+                      "decision": decision, "threshold": round(threshold, 6), **radiograph_fields(check)}
             print(json.dumps(record), flush=True)
         else:
-            warning = "" if check.looks_like_radiograph else f" [{check.warning()}]"
+            warning = f" [{check.notice()}]" if check.notice() else ""
             print(f"{terminal_safe(path)}: P(fractured) = {result.probability_fractured:.3f} -> {decision} "
                   f"(threshold {threshold:.3f}){warning}", flush=True)
     return 1 if failures else 0

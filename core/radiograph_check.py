@@ -106,28 +106,61 @@ class RadiographReference:
 
 @dataclass(frozen=True)
 class RadiographCheck:
-    """Whether an image looks like the radiographs the model was trained on, and why not."""
+    """Two questions about an upload, in two tiers that never hide the verdict.
+
+    * Tier 1, :attr:`looks_like_radiograph`: is this a radiograph at all? A colour photo, a
+      document or noise is not; the verdict on it is meaningless (:meth:`warning`).
+    * Tier 2, :attr:`unlike_training_data`: is this radiograph like the ones the model learned
+      from? Another hospital, body part or exposure makes it unlike them; the verdict stands, with
+      a softer caution (:meth:`caution`). It never claims that a real X-ray is not one.
+    """
 
     colourfulness: float
     distance: float | None  # None where the model ships no reference
     threshold: float | None
 
     @property
-    def reasons(self) -> tuple[str, ...]:
-        found = []
+    def not_radiograph_reasons(self) -> tuple[str, ...]:
+        """Tier 1: why this is not a radiograph at all (empty when it looks like one)."""
         if self.colourfulness > COLOURFUL:
-            found.append("it is a colour image; radiographs are grey")
+            return ("it is a colour image; radiographs are grey",)
+        return ()
+
+    @property
+    def unlike_training_reasons(self) -> tuple[str, ...]:
+        """Tier 2: why this radiograph is unlike the training images (empty when it is like them)."""
         if self.distance is not None and self.distance > self.threshold:
-            found.append("its content is unlike every radiograph the model was trained on")
-        return tuple(found)
+            return ("its content is unlike the radiographs the model was trained on",)
+        return ()
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Every reason of both tiers, tier 1 first."""
+        return self.not_radiograph_reasons + self.unlike_training_reasons
 
     @property
     def looks_like_radiograph(self) -> bool:
-        return not self.reasons
+        return not self.not_radiograph_reasons
+
+    @property
+    def unlike_training_data(self) -> bool:
+        """True for a radiograph unlike the training images; False for a non-radiograph (tier 1 says it)."""
+        return self.looks_like_radiograph and bool(self.unlike_training_reasons)
 
     def warning(self) -> str:
-        """One sentence for the user, or "" when the image looks like a radiograph."""
+        """Tier 1's sentence for the user, or "" when the image looks like a radiograph."""
         if self.looks_like_radiograph:
             return ""
-        return (f"This does not look like a radiograph ({'; '.join(self.reasons)}). "
-                "The verdict is unreliable.")
+        return (f"This does not look like a radiograph ({'; '.join(self.not_radiograph_reasons)}). "
+                "The verdict is meaningless for it.")
+
+    def caution(self) -> str:
+        """Tier 2's quieter sentence, or "" when tier 1 warns or the image is like the training data."""
+        if not self.unlike_training_data:
+            return ""
+        return ("This X-ray is unlike the training images (another hospital, body part or exposure, "
+                "for example); treat the verdict with care.")
+
+    def notice(self) -> str:
+        """The one sentence to show beside the verdict: tier 1's warning, else tier 2's caution, else ""."""
+        return self.warning() or self.caution()

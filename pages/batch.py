@@ -31,12 +31,23 @@ class BatchItem:
 
     @property
     def row(self) -> BatchRow:
-        return BatchRow(self.file_name, None if self.result is None else self.result.probability_fractured,
-                        self.error)
+        if self.result is None:
+            return BatchRow(self.file_name, error=self.error)
+        return BatchRow(self.file_name, self.result.probability_fractured,
+                        radiograph_check=self.result.radiograph_check)
 
 
-def uploads_ui() -> list:
-    return st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True) or []
+PAGE = "batch"  # this page's list of uploads in pages.state
+
+
+def uploads_ui() -> list[state.Upload]:
+    """The session's images on this page: every file dropped here, kept across page switches."""
+    st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True,
+                     **state.uploader_kwargs(PAGE))
+    held = state.uploads(PAGE)
+    if held:
+        st.button(f"Clear all {len(held)} images", on_click=state.clear_uploads, args=(PAGE,), icon=":material/delete:")
+    return held
 
 
 def distinct_labels(names: list[str]) -> list[str]:
@@ -57,7 +68,7 @@ def classify_ui(uploads: list) -> list[BatchItem]:
     labels = distinct_labels([upload.name for upload in uploads])
     progress = st.progress(0.0, text="Classifying…")
     for index, (upload, label) in enumerate(zip(uploads, labels), start=1):
-        data = upload.getvalue()
+        data = upload.data
         try:
             items.append(BatchItem(upload.name, label, data, result=state.classify_upload(data)))
         except ImageReadError as error:
@@ -70,12 +81,15 @@ def classify_ui(uploads: list) -> list[BatchItem]:
 def summary_ui(items: list[BatchItem], threshold: float) -> None:
     readable = [item.result for item in items if item.result is not None]
     suspected = sum(result.decision(threshold) == FRACTURED_DECISION for result in readable)
-    unlike = sum(not result.radiograph_check.looks_like_radiograph for result in readable)
+    not_radiographs = sum(not result.radiograph_check.looks_like_radiograph for result in readable)
+    unlike = sum(result.radiograph_check.unlike_training_data for result in readable)
     st.markdown(f"**{suspected} of {len(items)}** flagged at threshold {threshold:.3f}; "
                 f"{len(items) - len(readable)} unreadable.")
+    if not_radiographs:
+        st.warning(f"{not_radiographs} of {len(items)} do not look like radiographs (see the last columns); "
+                   "their verdicts are meaningless.")
     if unlike:
-        st.warning(f"{unlike} of {len(items)} do not look like radiographs (see the last column); "
-                   "their verdicts are unreliable.")
+        st.info(f"{unlike} of {len(items)} are X-rays unlike the training images; treat their verdicts with care.")
 
 
 def table_ui(items: list[BatchItem], threshold: float) -> None:
@@ -83,12 +97,15 @@ def table_ui(items: list[BatchItem], threshold: float) -> None:
     for item in items:
         if item.result is None:
             rows.append({"file": item.file_name, "P(fractured)": None, "verdict": f"unreadable: {item.error}",
-                         "looks like an X-ray": None})
+                         "looks like an X-ray": None, "like the training images": None})
             continue
         check = item.result.radiograph_check
         rows.append({"file": item.file_name, "P(fractured)": round(item.result.probability_fractured, 4),
                      "verdict": VERDICT_TEXT[item.result.decision(threshold)],
-                     "looks like an X-ray": "yes" if check.looks_like_radiograph else "no: " + "; ".join(check.reasons)})
+                     "looks like an X-ray": "yes" if check.looks_like_radiograph
+                     else "no: " + "; ".join(check.not_radiograph_reasons),
+                     "like the training images": "–" if not check.looks_like_radiograph
+                     else "no: " + "; ".join(check.unlike_training_reasons) if check.unlike_training_data else "yes"})
     st.dataframe(rows, width="stretch", hide_index=True)
 
 

@@ -41,10 +41,18 @@ def heatmap_style_ui() -> HeatmapStyle:
     return HeatmapStyle(method, opacity, colormap)
 
 
-def uploads_ui() -> list:
+PAGE = "classify"  # this page's list of uploads in pages.state
+
+
+def uploads_ui() -> list[state.Upload]:
+    """The session's images on this page: every file dropped here, kept across page switches."""
     # No extension filter: DICOM often comes without one, and the reader decides by content.
-    return st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})",
-                            accept_multiple_files=True) or []
+    st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True,
+                     **state.uploader_kwargs(PAGE))
+    held = state.uploads(PAGE)
+    if held:
+        st.button(f"Clear all {len(held)} images", on_click=state.clear_uploads, args=(PAGE,), icon=":material/delete:")
+    return held
 
 
 def verdict_ui(name: str, result: ImageResult, threshold: float) -> None:
@@ -52,8 +60,11 @@ def verdict_ui(name: str, result: ImageResult, threshold: float) -> None:
     headline = (f"**{VERDICT_TEXT[decision]}** — {markdown_literal(name)}: "
                 f"P(fractured) = {result.probability_fractured:.3f} (threshold {threshold:.3f})")
     (st.error if decision == FRACTURED_DECISION else st.success)(headline)
-    if not result.radiograph_check.looks_like_radiograph:
-        st.warning(result.radiograph_check.warning(), icon=":material/warning:")
+    check = result.radiograph_check
+    if not check.looks_like_radiograph:
+        st.warning(check.warning(), icon=":material/warning:")
+    elif check.unlike_training_data:
+        st.info(check.caution(), icon=":material/info:")
 
 
 def images_ui(data: bytes, style: HeatmapStyle) -> bytes:
@@ -101,7 +112,7 @@ def main() -> None:
     # even before any upload so that the first one does not wait for TensorFlow.
     classifier = state.load_classifier()
     for upload in uploads:
-        upload_ui(upload.name, upload.getvalue(), upload.file_id, style, threshold, classifier.version)
+        upload_ui(upload.name, upload.data, upload.key, style, threshold, classifier.version)
 
 
 main()

@@ -8,6 +8,8 @@ switching pages never re-runs the network.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
 
@@ -60,6 +62,80 @@ def bind_threshold_slider() -> dict:
     """
     st.session_state[SLIDER_KEY] = threshold()
     return {"key": SLIDER_KEY, "on_change": _take_slider_value}
+
+
+# --- the session's uploads -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Upload:
+    """One image the session holds (in memory only; uploads are never written to disk)."""
+
+    name: str
+    data: bytes
+    key: str  # distinct within the page's list: the uploader's file id, or "sample:<name>"
+
+
+def uploads(page: str) -> list[Upload]:
+    """The images the session has added on ``page`` ("classify" or "batch"), in the order added.
+
+    A ``st.file_uploader`` forgets its files when the user opens another page (Streamlit drops the
+    state of every widget that a run does not draw), so the uploader is only where files come
+    in: :func:`uploader_kwargs` copies each new file into this list, which lives as long as the
+    session.
+    """
+    return list(st.session_state.setdefault(_uploads_key(page), []))
+
+
+def add_upload(page: str, name: str, data: bytes, key: str) -> None:
+    """Adds one image to ``page``'s list, unless one with the same ``key`` is there already."""
+    held = st.session_state.setdefault(_uploads_key(page), [])
+    if all(upload.key != key for upload in held):
+        held.append(Upload(name, data, key))
+
+
+def remove_upload(page: str, key: str) -> None:
+    st.session_state[_uploads_key(page)] = [upload for upload in uploads(page) if upload.key != key]
+
+
+def clear_uploads(page: str) -> None:
+    st.session_state[_uploads_key(page)] = []
+    st.session_state[_uploader_generation_key(page)] = st.session_state.get(_uploader_generation_key(page), 0) + 1
+
+
+def uploader_kwargs(page: str) -> dict:
+    """``key`` and ``on_change`` of ``page``'s ``st.file_uploader`` (with accept_multiple_files=True).
+
+    Each file the uploader receives is copied into :func:`uploads`; a file removed with the
+    uploader's own x is removed from the list too. Files added on an earlier visit of the page
+    (no longer in the new uploader) stay until removed with :func:`remove_upload`.
+    """
+    widget_key = f"uploader-{page}-{st.session_state.get(_uploader_generation_key(page), 0)}"
+    if widget_key not in st.session_state:  # a fresh uploader (first run, or back from another page)
+        st.session_state[_seen_key(widget_key)] = set()
+    return {"key": widget_key, "on_change": _sync_uploader, "args": (page, widget_key)}
+
+
+def _sync_uploader(page: str, widget_key: str) -> None:
+    files = st.session_state.get(widget_key) or []
+    now = {file.file_id for file in files}
+    for removed in st.session_state.get(_seen_key(widget_key), set()) - now:
+        remove_upload(page, removed)
+    for file in files:
+        add_upload(page, file.name, file.getvalue(), file.file_id)
+    st.session_state[_seen_key(widget_key)] = now
+
+
+def _seen_key(widget_key: str) -> str:
+    return f"{widget_key}-seen"  # the file ids this uploader held after its last change
+
+
+def _uploads_key(page: str) -> str:
+    return f"uploads-{page}"
+
+
+def _uploader_generation_key(page: str) -> str:
+    # A new key gives a new, empty uploader: the only way to empty one.
+    return f"uploader-generation-{page}"
 
 
 # --- what models/ holds ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import io
 import pytest
 
 from core.export import BatchRow, results_csv, verdict_report
+from core.radiograph_check import RadiographCheck
 
 
 def test_verdict_report_follows_the_threshold_rule():
@@ -20,9 +21,17 @@ def test_verdict_report_follows_the_threshold_rule():
 def test_results_csv_quotes_names_and_leaves_unreadable_blank():
     text = results_csv([BatchRow("a, b.png", 0.25), BatchRow("x.png", error="bad")], 0.2)
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows == [["file", "probability_fractured", "verdict", "threshold"],
-                    ["a, b.png", "0.250000", "Fracture suspected", "0.200000"],
-                    ["x.png", "", "unreadable: bad", "0.200000"]]
+    assert rows == [["file", "probability_fractured", "verdict", "threshold", "looks_like_radiograph",
+                     "unlike_training_data"],
+                    ["a, b.png", "0.250000", "Fracture suspected", "0.200000", "", ""],
+                    ["x.png", "", "unreadable: bad", "0.200000", "", ""]]
+
+
+def test_results_csv_gives_both_tiers_of_the_radiograph_check():
+    like, colour, unlike = RadiographCheck(0.0, 0.1, 0.2), RadiographCheck(40.0, 0.1, 0.2), RadiographCheck(0.0, 0.5, 0.2)
+    rows = list(csv.reader(io.StringIO(results_csv(
+        [BatchRow(f"{n}.png", 0.5, radiograph_check=c) for n, c in enumerate((like, colour, unlike))], 0.2))))
+    assert [row[4:] for row in rows[1:]] == [["yes", "no"], ["no", "no"], ["yes", "yes"]]
 
 
 def test_results_csv_decides_from_the_probability_at_the_exact_threshold():
@@ -42,7 +51,7 @@ def test_results_csv_neutralises_a_file_name_a_spreadsheet_would_run(name):
     rows = list(csv.reader(io.StringIO(text)))
     assert len(rows) == 3  # still one line per upload, whatever the name holds
     assert [row[0] for row in rows[1:]] == ["'" + name] * 2  # OWASP: a leading quote makes it text
-    assert rows[1][1:] == ["0.250000", "Fracture suspected", "0.200000"]
+    assert rows[1][1:] == ["0.250000", "Fracture suspected", "0.200000", "", ""]
 
 
 @pytest.mark.parametrize("name", ["a.png", "x-ray.png", "IM0001.dcm", "a=b.png", "1+1.png", "'quoted'.png",
@@ -54,7 +63,7 @@ def test_results_csv_leaves_ordinary_names_as_they_are(name):
 
 def test_an_error_message_cell_starts_with_unreadable_so_is_never_a_formula():
     rows = list(csv.reader(io.StringIO(results_csv([BatchRow("x.png", error="=1+2")], 0.2))))
-    assert rows[1] == ["x.png", "", "unreadable: =1+2", "0.200000"]
+    assert rows[1] == ["x.png", "", "unreadable: =1+2", "0.200000", "", ""]
 
 
 @pytest.mark.parametrize("cell, safe", [("=1", "'=1"), ("-", "'-"), ("  @x", "'  @x"), ("0.250000", "0.250000"),

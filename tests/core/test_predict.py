@@ -11,7 +11,8 @@ from PIL import Image
 from core.config import METADATA_FILENAME
 from core.predict import main
 
-RESULT_KEYS = {"path", "probability_fractured", "decision", "threshold", "looks_like_radiograph"}
+RESULT_KEYS = {"path", "probability_fractured", "decision", "threshold", "looks_like_radiograph",
+               "unlike_training_data"}
 
 
 @pytest.fixture(scope="module")

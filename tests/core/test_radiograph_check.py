@@ -34,15 +34,26 @@ def test_a_colour_photograph_is_colourful_and_junk_is_left_to_the_reader(tmp_pat
     assert colourfulness(b"<html>not an image</html>") == 0.0
 
 
-def test_check_names_each_reason_and_says_the_verdict_is_unreliable():
-    assert RadiographCheck(0.0, 0.1, 0.2).looks_like_radiograph
-    assert RadiographCheck(0.0, 0.1, 0.2).warning() == ""
+def test_tier_one_warns_that_a_non_radiograph_verdict_is_meaningless():
+    like = RadiographCheck(0.0, 0.1, 0.2)
+    assert like.looks_like_radiograph and not like.unlike_training_data
+    assert like.warning() == like.caution() == like.notice() == ""
     colour = RadiographCheck(40.0, 0.1, 0.2)
-    far = RadiographCheck(0.0, 0.5, 0.2)
-    assert "colour image" in colour.warning() and "unreliable" in colour.warning()
-    assert "unlike every radiograph" in far.warning()
-    assert len(RadiographCheck(40.0, 0.5, 0.2).reasons) == 2
+    assert not colour.looks_like_radiograph
+    assert "colour image" in colour.warning() and "meaningless" in colour.warning()
+    assert colour.notice() == colour.warning() and colour.caution() == ""
     assert RadiographCheck(3.0, None, None).looks_like_radiograph  # no reference shipped
+
+
+def test_tier_two_cautions_without_claiming_a_radiograph_is_not_one():
+    far = RadiographCheck(0.0, 0.5, 0.2)
+    assert far.looks_like_radiograph and far.unlike_training_data
+    assert far.warning() == ""
+    assert "unlike the training images" in far.caution() and "care" in far.caution()
+    assert "not look like a radiograph" not in far.notice()
+    both = RadiographCheck(40.0, 0.5, 0.2)
+    assert len(both.reasons) == 2 and not both.unlike_training_data  # tier 1 speaks for it
+    assert both.notice() == both.warning()
 
 
 def test_shipped_model_ships_a_reference_of_its_own_version():
