@@ -11,10 +11,11 @@ import csv
 import json
 from pathlib import Path
 
-from core.config import (HISTORY_FILENAME, METADATA_FILENAME, METRICS_FILENAME, MODELS_DIR,
+from core.config import (DETECTOR_FILENAME, HISTORY_FILENAME, METADATA_FILENAME, METRICS_FILENAME, MODELS_DIR,
                          PROBABILITIES_FILENAME, REFERENCE_FILENAME)
 from core.heldout import HeldOutPredictions
 from core.radiograph_check import RadiographReference
+from core.radiograph_detector import RadiographDetector
 from core.thresholds import OperatingThresholds
 
 
@@ -59,6 +60,18 @@ def load_radiograph_reference(model_dir: str | Path, model_version: str) -> Radi
     reference = RadiographReference.load(path)
     # Features of another model mean nothing here; the colour check still runs without it.
     return reference if reference.model_version == model_version else None
+
+
+def load_radiograph_detector(model_dir: str | Path = MODELS_DIR) -> RadiographDetector | None:
+    """Tier 1's radiograph detector, if ``model_dir`` has one (without it only colour is checked).
+
+    Its features are hand-made, not the network's, so it serves any model.
+
+    Raises:
+        ValueError: if the file was fitted on features other than the ones the code computes.
+    """
+    path = Path(model_dir) / DETECTOR_FILENAME
+    return RadiographDetector.load(path) if path.is_file() else None
 
 
 def load_metrics(model_dir: str | Path = MODELS_DIR) -> dict:

@@ -22,6 +22,7 @@ from core.overlay import fit_for_display
 from core.preprocessing import PreprocessConfig, preprocess
 from core.radiograph_check import (RadiographCheck, RadiographReference, activation_summary_outputs,
                                    thumbnail_colourfulness)
+from core.radiograph_detector import RadiographDetector
 from core.thresholds import OperatingThresholds, decide
 
 BATCH_SIZE = 128
@@ -53,17 +54,19 @@ class FractureClassifier:
     """The trained CNN with its preprocessing, calibration, thresholds and radiograph check.
 
     Use :meth:`load`; the constructor takes an already-built model, its metadata and, optionally,
-    the train-split reference of :mod:`core.radiograph_check` (without it only the colour check
-    runs).
+    the train-split reference of :mod:`core.radiograph_check` (without it tier 2 does not run) and
+    the radiograph detector of :mod:`core.radiograph_detector` (without it tier 1 checks colour alone).
     """
 
-    def __init__(self, model, metadata: dict, reference: RadiographReference | None = None):
+    def __init__(self, model, metadata: dict, reference: RadiographReference | None = None,
+                 detector: RadiographDetector | None = None):
         self.model = model
         self.metadata = metadata
         self.preprocess_config = PreprocessConfig.from_dict(metadata["preprocessing"])
         self.temperature = float(metadata.get("temperature", 1.0))
         self.thresholds = OperatingThresholds.from_metadata(metadata)
         self.reference = reference
+        self.detector = detector
         summary = _activation_summary(model)
         self._forward = compile_forward(model, [summary])
         cam_layer = metadata.get("cam_layer")
@@ -79,7 +82,7 @@ class FractureClassifier:
         metadata = artifacts.load_metadata(model_dir)
         model = artifacts.load_network(model_dir, metadata)
         reference = artifacts.load_radiograph_reference(model_dir, metadata.get("model_version", ""))
-        return cls(model, metadata, reference)
+        return cls(model, metadata, reference, artifacts.load_radiograph_detector(model_dir))
 
     @property
     def version(self) -> str:
@@ -140,13 +143,16 @@ class FractureClassifier:
         return self._raw_and_summaries(model_inputs)[1]
 
     def check_radiograph(self, decoded: DecodedImage, summary: np.ndarray) -> RadiographCheck:
-        """Colour and feature-space checks of one image (see :mod:`core.radiograph_check`).
+        """Both tiers of the radiograph check of one image (see :mod:`core.radiograph_check`).
 
-        The colour comes from ``decoded``, the reader's own decode: the file is never opened twice.
+        Colour and the detector's features come from ``decoded``, the reader's own decode: the
+        file is never opened twice.
         """
         distance = None if self.reference is None else float(self.reference.distances(summary[np.newaxis])[0])
         threshold = None if self.reference is None else self.reference.threshold
-        return RadiographCheck(thumbnail_colourfulness(decoded.colour_thumbnail), distance, threshold)
+        score = None if self.detector is None else self.detector.score(decoded.grey)
+        return RadiographCheck(thumbnail_colourfulness(decoded.colour_thumbnail), distance, threshold,
+                               score, None if self.detector is None else self.detector.threshold)
 
     def _raw_and_summaries(self, model_inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated P(fractured) (N,) and activation summaries (N, D), in batches."""

@@ -19,6 +19,7 @@ METADATA_FILENAME = "metadata.json"
 METRICS_FILENAME = "metrics.json"
 PROBABILITIES_FILENAME = "probabilities.csv"
 HISTORY_FILENAME = "history.csv"
-REFERENCE_FILENAME = "ood_reference.npz"  # the radiograph check's feature-space reference
+REFERENCE_FILENAME = "ood_reference.npz"  # the radiograph check's feature-space reference (tier 2)
+DETECTOR_FILENAME = "radiograph_detector.npz"  # the radiograph check's "is it an X-ray at all?" (tier 1)
 
 SPLITS = ("train", "val", "test")

@@ -1,7 +1,13 @@
 """Does an upload look like a radiograph? A warning for photographs, documents, noise and the like.
 
-The network answers for any picture; a verdict on a holiday photo is meaningless. Two checks,
+The network answers for any picture; a verdict on a holiday photo is meaningless. Two tiers,
 neither of which ever hides the verdict:
+
+* **Tier 1, is it a radiograph at all?** Colour, and :mod:`core.radiograph_detector`'s
+  boosted trees over grey-level, edge and texture features of what makes an X-ray an X-ray.
+* **Tier 2, is it like the training radiographs?** The distance in the network's feature space.
+
+In detail:
 
 * **Colour.** Radiographs are grey. Colourfulness is Hasler & Süsstrunk's metric ("Measuring
   colourfulness in natural images", Proc. SPIE 5007, 2003), measured on a thumbnail of the
@@ -13,9 +19,14 @@ neither of which ever hides the verdict:
   distance to the nearest train image is compared with a threshold set on the val split so that
   1 % of val radiographs are flagged (deep nearest-neighbour OOD detection: Sun et al., "Out-of-
   distribution detection with deep nearest neighbors", ICML 2022). The test split is never used.
+  A radiograph from another hospital or of another body part is far too, so this tier only
+  cautions; it never says that an X-ray is not one.
+* **The radiograph detector** (tier 1 with colour): its score, P(radiograph), below its threshold
+  means "not a radiograph" (see :mod:`core.radiograph_detector`).
 
 ``python -m training.radiograph_reference`` fits the reference on FracAtlas train/val and writes it
-next to the model; this module only reads and applies it.
+next to the model, and ``python -m training.radiograph_detector`` fits the detector; this module
+only applies them.
 """
 
 from __future__ import annotations
@@ -118,13 +129,19 @@ class RadiographCheck:
     colourfulness: float
     distance: float | None  # None where the model ships no reference
     threshold: float | None
+    radiograph_score: float | None = None  # the detector's P(radiograph); None where none is shipped
+    radiograph_threshold: float | None = None
 
     @property
     def not_radiograph_reasons(self) -> tuple[str, ...]:
         """Tier 1: why this is not a radiograph at all (empty when it looks like one)."""
+        reasons = []
         if self.colourfulness > COLOURFUL:
-            return ("it is a colour image; radiographs are grey",)
-        return ()
+            reasons.append("it is a colour image; radiographs are grey")
+        if self.radiograph_score is not None and self.radiograph_score < self.radiograph_threshold:
+            reasons.append("its grey levels, edges and texture are unlike an X-ray's, as in a photograph, "
+                           "document, chart, drawing or noise")
+        return tuple(reasons)
 
     @property
     def unlike_training_reasons(self) -> tuple[str, ...]:

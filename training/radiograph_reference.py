@@ -40,12 +40,16 @@ def fit(train_summaries: np.ndarray, val_summaries: np.ndarray, *, quantile: flo
 def fit_reference(classifier: FractureClassifier, data_dir) -> RadiographReference:
     """Fits the reference for ``classifier`` on the train split and its threshold on val."""
     samples = load_index(data_dir)
-    summaries = {}
-    for split in ("train", "val"):
-        images, _ = load_arrays([sample for sample in samples if sample.split == split],
-                                classifier.preprocess_config)
-        summaries[split] = classifier.summarise_batch(images)
-    return fit(summaries["train"], summaries["val"], model_version=classifier.version)
+    images = {split: load_arrays([sample for sample in samples if sample.split == split],
+                                 classifier.preprocess_config)[0] for split in ("train", "val")}
+    return fit_reference_on_images(classifier, images["train"], images["val"])
+
+
+def fit_reference_on_images(classifier: FractureClassifier, train_images: np.ndarray,
+                            val_images: np.ndarray) -> RadiographReference:
+    """:func:`fit_reference` on already preprocessed train and val images (N, S, S, 1)."""
+    return fit(classifier.summarise_batch(train_images), classifier.summarise_batch(val_images),
+               model_version=classifier.version)
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,8 @@
 
     python -m training.train --data-dir ../shared/datasets/fracatlas --epochs 50 --batch-size 32
 
-Writes the model (no optimizer state), ``metadata.json`` and ``history.csv`` to ``--output-dir``.
+Writes the model (no optimizer state), ``metadata.json``, ``history.csv`` and the radiograph
+check's feature-space reference, refitted for the new model, to ``--output-dir``.
 The test split is never touched here: ``python -m training.evaluate`` reports on it.
 """
 
@@ -19,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.classifier import compile_forward
+from core.classifier import FractureClassifier, compile_forward
 from core.config import (
     CLASS_NAMES, FRACTURED, HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME, MODELS_DIR, PROJECT_DIR,
+    REFERENCE_FILENAME,
 )
 from core.metrics import apply_temperature
 from core.preprocessing import ASPECT_MODES, CONTRAST_MODES, PreprocessConfig
@@ -30,6 +32,7 @@ from training.config import DEFAULT_DATA_DIR
 from training.data import load_arrays, load_index, split_hash
 from training.metrics import choose_thresholds, expected_calibration_error, fit_temperature
 from training.model import ARCHITECTURES, CAM_LAYER, build_model
+from training.radiograph_reference import fit_reference_on_images
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -212,6 +215,7 @@ def train(args: argparse.Namespace) -> dict:
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     _write_artefacts(args.output_dir, served, metadata, selector.history)
+    _refit_radiograph_check(args.output_dir, served, metadata, train_images, val_images)
     print(f"best val AUROC {selector.best_auroc:.4f} at epoch {selector.best_epoch}; "
           f"temperature {temperature:.3f}; thresholds "
           + ", ".join(f"{name} {value:.3f}" for name, value in thresholds.items())
@@ -228,6 +232,14 @@ def _write_artefacts(output_dir: Path, model, metadata: dict, history: list[dict
         writer = csv.DictWriter(handle, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
+
+
+def _refit_radiograph_check(output_dir: Path, model, metadata: dict, train_images, val_images) -> None:
+    """Tier 2 of the radiograph check lives in this model's feature space, so a new model gets a new
+    reference. Tier 1's detector uses hand-made features, not the network's, so it is not refitted:
+    it serves any model (``python -m training.radiograph_detector`` writes it)."""
+    reference = fit_reference_on_images(FractureClassifier(model, metadata), train_images, val_images)
+    reference.save(Path(output_dir) / REFERENCE_FILENAME)
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,7 @@
-"""The "does not look like a radiograph" warning (core.radiograph_check): its parts, and how often
-it fires on real data. Fitting its reference is tested in tests/training/test_radiograph_reference.py."""
+"""The radiograph check (core.radiograph_check): its two tiers, and how often tier 1 ("not a
+radiograph") fires on real radiographs and on non-radiographs, through the classifier and the CLI.
+Tier 1's detector alone is tested in tests/core/test_radiograph_detector.py; fitting the tier-2
+reference in tests/training/test_radiograph_reference.py."""
 
 import io
 from collections import Counter
@@ -45,6 +47,15 @@ def test_tier_one_warns_that_a_non_radiograph_verdict_is_meaningless():
     assert RadiographCheck(3.0, None, None).looks_like_radiograph  # no reference shipped
 
 
+def test_tier_one_says_a_grey_non_radiograph_is_not_one_when_the_detector_scores_it_low():
+    grey_photo = RadiographCheck(0.0, 0.5, 0.2, radiograph_score=0.1, radiograph_threshold=0.4)
+    assert not grey_photo.looks_like_radiograph and not grey_photo.unlike_training_data
+    assert "unlike an X-ray's" in grey_photo.warning() and grey_photo.notice() == grey_photo.warning()
+    assert len(RadiographCheck(40.0, 0.1, 0.2, 0.1, 0.4).not_radiograph_reasons) == 2  # colour and detector
+    x_ray = RadiographCheck(0.0, 0.5, 0.2, radiograph_score=0.9, radiograph_threshold=0.4)
+    assert x_ray.looks_like_radiograph and x_ray.unlike_training_data  # far from training: a caution only
+
+
 def test_tier_two_cautions_without_claiming_a_radiograph_is_not_one():
     far = RadiographCheck(0.0, 0.5, 0.2)
     assert far.looks_like_radiograph and far.unlike_training_data
@@ -86,22 +97,65 @@ def test_at_most_2_percent_of_test_radiographs_are_warned(shipped):
     assert rate <= 0.02
 
 
-def test_at_least_95_percent_of_non_radiographs_are_warned(shipped):
-    from tests.nonradiographs import non_radiographs
+def test_non_radiographs_of_every_family_are_called_not_radiographs(shipped):
+    """Tier 1 on the generated families of tests/nonradiographs.py (232 pictures, grey photos and the
+    held-out handwritten digits included), through the whole classifier as an upload goes."""
+    from tests.nonradiographs import HELD_OUT_FAMILY, non_radiographs
 
     outcome = Counter()
     for category, _, data in non_radiographs():
         outcome[category, shipped.classify(data).radiograph_check.looks_like_radiograph] += 1
     categories = sorted({category for category, _ in outcome})
+    assert HELD_OUT_FAMILY in categories and "grey photo" in categories
     total_warned = sum(outcome[category, False] for category in categories)
     total = sum(outcome.values())
-    print(f"\nNon-radiographs: {total_warned} of {total} warned ({total_warned / total:.1%})")
+    print(f"\nNon-radiographs: {total_warned} of {total} called not a radiograph")
     for category in categories:
         count = outcome[category, False] + outcome[category, True]
-        print(f"  {category}: {outcome[category, False]} of {count} warned")
-    # The issue's target is 95 %. Colour photos, documents, charts, digits, noise and patterns are
-    # all caught; grey photographs are the weak spot (docs/robustness.md gives the figures and the
-    # alternatives tried). This guards what was measured, not the target.
-    assert total_warned / total >= 0.94
-    for category in ("colour photo", "document", "noise"):
-        assert outcome[category, True] == 0, f"a {category} was taken for a radiograph"
+        print(f"  {category}: {outcome[category, False]} of {count}")
+    # The issue's target, >= 95 % of each family, is met on ten fresh draws of 232 (docs/robustness.md).
+    # One draw of 16-40 per family cannot resolve it (one miss in 16 is 6 points), so this draw is
+    # held to what it measured (231 of 232) with a little room: >= 97 % in all, >= 90 % per family.
+    assert total_warned / total >= 0.97
+    for category in categories:
+        count = outcome[category, False] + outcome[category, True]
+        assert outcome[category, False] / count >= 0.9, f"only {outcome[category, False]} of {count} {category}s caught"
+
+
+def _shifted_radiograph(path) -> np.ndarray:
+    """A FracAtlas radiograph as another site might send it: rotated 30 degrees with black corners,
+    inverted (MONOCHROME1 shown raw), a burned-in side marker and an arrow."""
+    import cv2
+
+    from core.imaging import read_image
+
+    image = (read_image(path) * 255).astype(np.uint8)
+    height, width = image.shape
+    rotation = cv2.getRotationMatrix2D((width / 2, height / 2), 30, 0.8)
+    image = 255 - cv2.warpAffine(image, rotation, (width, height), borderValue=0)
+    cv2.putText(image, "R", (width // 10, height // 6), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 255, 4, cv2.LINE_AA)
+    cv2.arrowedLine(image, (width // 2, height // 4), (width // 2 + 60, height // 4 + 60), 255, 3, tipLength=0.3)
+    return image
+
+
+@needs_data
+def test_cli_says_a_shifted_radiograph_is_one_and_a_grey_photo_is_not(tmp_path, capsys):
+    import json
+
+    from sklearn.datasets import load_sample_image
+
+    from core.predict import main
+    from training.data import load_index
+
+    val = [sample for sample in load_index(DEFAULT_DATA_DIR) if sample.split == "val"][:3]
+    paths = []
+    for sample in val:
+        paths.append(tmp_path / f"{sample.image_id}-shifted.png")
+        paths[-1].write_bytes(_encode(_shifted_radiograph(sample.path)))
+    paths.append(tmp_path / "grey-photo.jpg")
+    paths[-1].write_bytes(_encode(np.asarray(Image.fromarray(load_sample_image("china.jpg")).convert("L")), "JPEG"))
+    assert main([str(path) for path in paths] + ["--json"]) == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [result["looks_like_radiograph"] for result in results] == [True, True, True, False]
+    assert results[-1]["unlike_training_data"] is False
+    assert any("unlike an X-ray" in reason for reason in results[-1]["unreliable_because"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from training import train
-from core.config import CLASS_NAMES, HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME
+from core.config import CLASS_NAMES, HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME, REFERENCE_FILENAME
 from training.data import load_arrays, load_index, split_hash
 from core.classifier import FractureClassifier
 from training.metrics import choose_thresholds
@@ -25,7 +25,7 @@ def metadata(trained_model):
 def test_training_succeeds_quickly(trained_model, synth):
     assert trained_model.returncode == 0
     assert trained_model.seconds <= 60
-    assert trained_model.files_written == tuple(sorted([HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME]))
+    assert trained_model.files_written == tuple(sorted([HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME, REFERENCE_FILENAME]))
 
 
 def test_written_model_loads_and_predicts(trained_model, synth):
