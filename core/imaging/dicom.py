@@ -8,6 +8,7 @@ import io
 import re
 import struct
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 import pydicom
@@ -52,7 +53,43 @@ def looks_like_dicom(data: bytes) -> bool:
     return data[4:6] in DICOM_VRS or struct.unpack("<I", data[4:8])[0] < len(data)
 
 
+@dataclass(frozen=True)
+class DicomFrame:
+    """The first frame of a DICOM file, decoded after every size check, before any LUT.
+
+    Attributes:
+        dataset: The parsed file (its tags: rescale, windows, modality).
+        pixels: The frame's samples as stored: (H, W) monochrome or (H, W, 3|4) colour.
+        photometric: Its photometric interpretation after decoding, upper case.
+    """
+
+    dataset: FileDataset
+    pixels: np.ndarray
+    photometric: str
+
+    @property
+    def monochrome(self) -> bool:
+        return self.pixels.ndim == 2
+
+
 def read_dicom(data: bytes, label: str, max_pixels: int, max_bytes: int, max_output_pixels: int) -> np.ndarray:
+    frame = decode_dicom_frame(data, label, max_pixels, max_bytes)
+    arr, photometric = frame.pixels, frame.photometric
+    factor = reduction_factor(arr.shape[0], arr.shape[1], max_output_pixels)
+    if not frame.monochrome:
+        return checked_grey(dicom_colour_to_grey(arr, photometric, factor, label), label)
+    return checked_grey(_dicom_monochrome_to_grey(frame, factor, label), label)
+
+
+def decode_dicom_frame(data: bytes, label: str, max_pixels: int, max_bytes: int) -> DicomFrame:
+    """The guarded path from DICOM bytes to the first frame's samples: the file is parsed (a
+    deflated one inflated to at most ``max_bytes``), its declared size, frame bytes and codestream
+    header are checked against the limits before anything is decoded.
+
+    Raises:
+        ImageReadError: The file cannot be parsed, has no pixel data, is too large, or its pixel
+            data cannot be decoded or has an unexpected shape.
+    """
     ds, header = _parse_dicom(data, label, max_bytes)
     rows, cols = header["Rows"], header["Columns"]
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
@@ -67,12 +104,9 @@ def read_dicom(data: bytes, label: str, max_pixels: int, max_bytes: int, max_out
     if ts is not None and ts.is_encapsulated and "PixelData" in ds:
         _check_first_frame_header(ds, header, ts, label)
     arr, photometric = _decode_first_frame(ds, header, ts, label)
-    factor = reduction_factor(arr.shape[0], arr.shape[1], max_output_pixels) if arr.ndim in (2, 3) else 1
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        return checked_grey(_dicom_colour_to_grey(arr, photometric, factor, label), label)
-    if arr.ndim != 2:
+    if arr.ndim != 2 and not (arr.ndim == 3 and arr.shape[-1] in (3, 4)):
         raise ImageReadError(f"DICOM image in {label} has unexpected shape {arr.shape}")
-    return checked_grey(_dicom_monochrome_to_grey(arr, ds, photometric, factor, label), label)
+    return DicomFrame(ds, arr, photometric)
 
 
 def _parse_dicom(data: bytes, label: str, max_bytes: int) -> tuple[FileDataset, dict]:
@@ -315,7 +349,7 @@ def _decode_first_frame(ds, header: dict, ts, label: str) -> tuple[np.ndarray, s
     return arr, photometric
 
 
-def _dicom_colour_to_grey(arr: np.ndarray, photometric: str, factor: int, label: str) -> np.ndarray:
+def dicom_colour_to_grey(arr: np.ndarray, photometric: str, factor: int, label: str) -> np.ndarray:
     # YCbCr becomes RGB as pydicom would convert it, a tile at a time (its converter makes float32
     # copies of the whole image); LUTs only apply to monochrome.
     ybr = photometric in ("YBR_FULL", "YBR_FULL_422") and arr.dtype == np.uint8 and arr.shape[-1] == 3
@@ -328,16 +362,27 @@ def _dicom_colour_to_grey(arr: np.ndarray, photometric: str, factor: int, label:
     return min_max(arr.shape[0], arr.shape[1], factor, luma, label)
 
 
-def _dicom_monochrome_to_grey(arr: np.ndarray, ds, photometric: str, factor: int, label: str) -> np.ndarray:
-    invert = photometric == "MONOCHROME1"  # MONOCHROME1 stores bone dark
+def modality_values(frame: DicomFrame, top: int, bottom: int, left: int, right: int, label: str) -> np.ndarray:
+    """One tile of a monochrome frame after the modality LUT (rescale slope and intercept, or the
+    file's modality LUT), as float64 in the file's own units (Hounsfield units for CT).
+
+    Raises:
+        ImageReadError: The rescale or modality LUT cannot be applied.
+    """
+    ds = frame.dataset
+    try:
+        return apply_modality_lut(frame.pixels[top:bottom, left:right], ds).astype(np.float64)
+    except Exception as e:  # unlike a window, a wrong rescale could silently invert the image
+        raise ImageReadError(f"DICOM rescale (RescaleSlope '{ds.get('RescaleSlope')}', RescaleIntercept "
+                             f"'{ds.get('RescaleIntercept')}') or modality LUT in {label} is unusable: {e}") from e
+
+
+def _dicom_monochrome_to_grey(frame: DicomFrame, factor: int, label: str) -> np.ndarray:
+    arr, ds = frame.pixels, frame.dataset
+    invert = frame.photometric == "MONOCHROME1"  # MONOCHROME1 stores bone dark
 
     def values(top, bottom, left, right, window=True) -> np.ndarray:
-        tile = arr[top:bottom, left:right]
-        try:
-            tile = apply_modality_lut(tile, ds).astype(np.float64)
-        except Exception as e:  # unlike a window, a wrong rescale could silently invert the image
-            raise ImageReadError(f"DICOM rescale (RescaleSlope '{ds.get('RescaleSlope')}', RescaleIntercept "
-                                 f"'{ds.get('RescaleIntercept')}') or modality LUT in {label} is unusable: {e}") from e
+        tile = modality_values(frame, top, bottom, left, right, label)
         if window:
             tile = apply_voi_lut(tile, ds, index=0)
         tile = np.asarray(tile, dtype=np.float64)
