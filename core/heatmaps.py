@@ -31,7 +31,7 @@ from core.config import FRACTURED
 METHODS: dict[str, str] = {
     "gradcam": "Grad-CAM",
     "gradcam++": "Grad-CAM++",
-    "scorecam": "Score-CAM (faster)",
+    "scorecam": "Score-CAM",  # the "Faster Score-CAM" variant; still among the slow methods here
     "layercam": "Layer-CAM",
     "smoothgrad": "SmoothGrad saliency",
 }

@@ -6,11 +6,108 @@ Computing heatmaps is :mod:`core.heatmaps`; this module only draws them.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from core.preprocessing import PreprocessConfig, content_box
+
+# Each map is scaled to its own peak, so a confident normal still shows "hot" spots. When the
+# image is not flagged at the session's threshold, the map is drawn at this share of the chosen
+# opacity (and the page says so), so that it does not read as a finding.
+UNFLAGGED_FADE = 0.35
+# Where the model flags a fracture, the regions it looked at most are outlined: the map at or
+# above this share of its own peak (the half-maximum contour).
+OUTLINE_LEVEL = 0.5
+MIN_OUTLINE_AREA = 0.002  # share of the image; smaller specks are not outlined
+
+
+def shown_opacity(opacity: float, flagged: bool) -> float:
+    """The heatmap's opacity as drawn: as chosen when the image is flagged, faded when it is not."""
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1]; got {opacity}")
+    return opacity if flagged else opacity * UNFLAGGED_FADE
+
+
+@dataclass(frozen=True)
+class Outline:
+    """One closed outline around a suspected region, in pixel coordinates of the map it came from
+    (x to the right, y down, pixel centres at integers)."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    def scaled(self, x_factor: float, y_factor: float) -> "Outline":
+        """The outline on an image ``x_factor`` times wider and ``y_factor`` times taller, pixel
+        centres kept on pixel centres."""
+        return Outline(tuple((value + 0.5) * x_factor - 0.5 for value in self.x),
+                       tuple((value + 0.5) * y_factor - 0.5 for value in self.y))
+
+
+def region_outlines(heatmap: np.ndarray, *, level: float = OUTLINE_LEVEL,
+                    min_area: float = MIN_OUTLINE_AREA) -> tuple[Outline, ...]:
+    """The outlines of the regions where ``heatmap`` reaches ``level``, largest first, each closed.
+
+    Args:
+        heatmap: float (H, W) in [0, 1] (a map is normalised to its own peak).
+        level: the share of the peak that a region reaches.
+        min_area: regions smaller than this share of the map are left out.
+
+    Raises:
+        ValueError: for a map that is not 2-D or not in [0, 1], or a level outside (0, 1].
+    """
+    if heatmap.ndim != 2:
+        raise ValueError(f"heatmap must be 2-D; got shape {heatmap.shape}")
+    _check_unit_range("heatmap", heatmap)
+    if not 0.0 < level <= 1.0:
+        raise ValueError(f"level must be in (0, 1]; got {level}")
+    mask = (heatmap >= level).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    areas = [np.count_nonzero(_filled(contour, mask.shape)) for contour in contours]
+    kept = [contour for area, contour in sorted(zip(areas, contours), key=lambda pair: -pair[0])
+            if area >= min_area * heatmap.size]
+    outlines = []
+    for contour in kept:
+        points = contour[:, 0, :].astype(float)
+        points = np.vstack([points, points[:1]])  # closed
+        outlines.append(Outline(tuple(points[:, 0]), tuple(points[:, 1])))
+    return tuple(outlines)
+
+
+def _filled(contour: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The pixels a contour encloses, its border included (a one-pixel region has zero area)."""
+    canvas = np.zeros(shape, np.uint8)
+    cv2.drawContours(canvas, [contour], -1, 1, thickness=cv2.FILLED)
+    return canvas
+
+
+def draw_outlines(rgb: np.ndarray, outlines: tuple[Outline, ...], *, colour: tuple[int, int, int] = (255, 255, 255),
+                  thickness: int = 2) -> np.ndarray:
+    """A copy of a uint8 RGB image (H, W, 3) with ``outlines`` (in its pixel coordinates) drawn on it."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected a uint8 (H, W, 3) image; got {rgb.dtype} {rgb.shape}")
+    drawn = rgb.copy()
+    polygons = [np.round(np.column_stack([outline.x, outline.y])).astype(np.int32) for outline in outlines]
+    cv2.polylines(drawn, polygons, isClosed=True, color=colour, thickness=thickness, lineType=cv2.LINE_AA)
+    return drawn
+
+
+def colour_scale(colormap: str, steps: int = 11) -> tuple[tuple[float, str], ...]:
+    """``colormap`` as ``(position, "rgb(r, g, b)")`` stops from 0 to 1, from the same table the
+    overlay blends with, so a colour bar drawn from it matches the overlay's colours.
+
+    Raises:
+        ValueError: for an unknown colormap or fewer than 2 steps.
+    """
+    if steps < 2:
+        raise ValueError(f"a colour scale needs at least 2 steps; got {steps}")
+    table = _colormap_table(colormap)
+    positions = np.linspace(0.0, 1.0, steps)
+    rows = _colormap_index(positions, len(table))
+    return tuple((float(position), "rgb({}, {}, {})".format(*np.rint(table[row] * 255).astype(int)))
+                 for position, row in zip(positions, rows))
+
 
 def heatmap_to_image(heatmap: np.ndarray, source_shape: tuple[int, int], config: PreprocessConfig, *,
                      output_shape: tuple[int, int] | None = None) -> np.ndarray:

@@ -55,3 +55,54 @@ class TriageBands:
         if probability_fractured >= self.doubt_from:
             return DOUBT_BAND
         return NO_FRACTURE_BAND
+
+
+MIN_DECIMALS = 3
+MAX_DECIMALS = 17  # two distinct doubles in [0, 1] always differ within 17 decimals
+
+
+@dataclass(frozen=True)
+class ShownComparison:
+    """P(fractured) and the threshold as shown to a person, with the sign between them.
+
+    The rounded numbers never contradict the decision: ``probability relation threshold`` reads
+    true as written ("0.99996 < 1.00000", never "1.000 < 1.000" or a bare "1.000 vs 1.000").
+    """
+
+    probability: str
+    threshold: str
+    relation: str  # "≥" when the decision is fractured (P ≥ t), else "<"
+
+    def __str__(self) -> str:
+        return f"{self.probability} {self.relation} {self.threshold}"
+
+
+def shown_decimals(probability_fractured: float, *limits: float) -> int:
+    """The fewest decimals (at least 3) with which ``probability_fractured`` and every one of
+    ``limits`` (a threshold, the band edges) compare as they do unrounded under "at or above".
+
+    Rounding is monotone, so P ≥ limit always shows as ≥ (equal strings included); P < limit
+    needs as many decimals as it takes for the shown P to be smaller than the shown limit.
+    """
+    for decimals in range(MIN_DECIMALS, MAX_DECIMALS + 1):
+        if all(probability_fractured >= limit or _shown(probability_fractured, decimals) < _shown(limit, decimals)
+               for limit in limits):
+            return decimals
+    return MAX_DECIMALS
+
+
+def _shown(value: float, decimals: int) -> float:
+    return float(f"{value:.{decimals}f}")
+
+
+def shown_comparison(probability_fractured: float, threshold: float, *,
+                     decimals: int | None = None) -> ShownComparison:
+    """``probability_fractured`` and ``threshold`` as shown, never contradicting "fractured iff P ≥ t".
+
+    Args:
+        decimals: at least :func:`shown_decimals` of the two (the page passes the band edges to
+            :func:`shown_decimals` too, so that one precision serves every number it shows).
+    """
+    decimals = max(decimals or 0, shown_decimals(probability_fractured, threshold))
+    relation = "≥" if probability_fractured >= threshold else "<"
+    return ShownComparison(f"{probability_fractured:.{decimals}f}", f"{threshold:.{decimals}f}", relation)

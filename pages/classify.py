@@ -1,4 +1,5 @@
-"""Classify: drop X-rays, see each verdict, probability and heatmap at the current threshold."""
+"""Classify: drop X-rays (or pick a sample), see each one's triage band, verdict and heatmap at the
+current threshold, in a viewer that zooms the X-ray and its heatmap together."""
 
 from __future__ import annotations
 
@@ -12,11 +13,31 @@ from core.classifier import ImageResult
 from core.export import VERDICT_TEXT, verdict_report
 from core.heatmaps import DEFAULT_METHOD, METHODS, SLOW_METHODS
 from core.imaging import SUPPORTED_FORMATS, ImageReadError
+from core.imaging.windowing import Window, WindowableImage, window_presets
+from core.overlay import OUTLINE_LEVEL, shown_opacity
+from core.samples import SampleManifestError, boxes_for_upload
 from core.thresholds import FRACTURED_DECISION
-from pages import state
+from core.triage import (BAND_MEANING, BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, TriageBands, shown_comparison,
+                         shown_decimals)
+from pages import state, viewer
+from pages.gallery import gallery_ui
 from pages.widgets import markdown_literal, threshold_sidebar
 
+PAGE = "classify"  # this page's list of uploads in pages.state
+TITLE_ANCHOR = "bone-fracture-detection"
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
+MANUAL_WINDOW = "Manual"
+BAND_ALERT = {FRACTURE_BAND: (st.error, ":material/emergency:"), DOUBT_BAND: (st.warning, ":material/help:")}
+NO_FRACTURE_ALERT = (st.success, ":material/check_circle:")
+
+HOW_TO_READ = (
+    "**The verdict** gives P(fractured) and a triage band: red *fracture* (the model is confident), "
+    "amber *doubt* (look closely), green *no fracture*.",
+    "**The threshold** (under *Decision threshold*) calls a fracture at or above it: lower catches more "
+    "fractures but raises more false alarms, as its test-split figures show.",
+    "**The heatmap** shows where the network looked, scaled to its own peak: not a certainty, rarely "
+    "the fracture line itself, and faded when the image is not flagged.",
+)
 
 
 @dataclass(frozen=True)
@@ -24,42 +45,49 @@ class HeatmapStyle:
     method: str = DEFAULT_METHOD  # a key of core.heatmaps.METHODS
     opacity: float = 0.4
     colormap: str = COLORMAPS[0]
+    layout: str = viewer.SIDE_BY_SIDE
+    show_boxes: bool = False  # the radiologists' boxes, for a sample that has them
 
 
 def heading_ui() -> None:
-    st.title("Bone fracture detection")
+    st.title("Bone fracture detection", anchor=TITLE_ANCHOR)
     st.caption("Research demo — not a medical device. Do not use for diagnosis.")
 
 
-def heatmap_style_ui() -> HeatmapStyle:
-    controls = st.columns(3)
-    method = controls[0].selectbox("Heatmap method", list(METHODS), format_func=METHODS.get,
-                                   help="All explain the 'fractured' output. Score-CAM and SmoothGrad are "
-                                        "slower on CPU (about 0.2 s and 1 s per image).")
-    opacity = controls[1].slider("Heatmap opacity", 0.0, 1.0, HeatmapStyle.opacity, 0.05)
-    colormap = controls[2].selectbox("Colormap", COLORMAPS)
-    return HeatmapStyle(method, opacity, colormap)
+def how_to_read_ui(threshold: float) -> None:
+    """Three sentences: how to read the verdict, the threshold and the heatmap; and the bands
+    with the session's threshold, as each verdict shows them."""
+    for column, sentence in zip(st.columns(len(HOW_TO_READ)), HOW_TO_READ):
+        column.markdown(sentence)
+    band_strip_ui(TriageBands.from_thresholds(state.load_thresholds()), threshold, f"{threshold:.3f}")
 
 
-PAGE = "classify"  # this page's list of uploads in pages.state
-
-
-def uploads_ui() -> list[state.Upload]:
-    """The session's images on this page: every file dropped here, kept across page switches."""
+def uploads_ui() -> None:
+    """Where files come in; what they add to the session's images (kept across page switches) is
+    :func:`pages.state.uploads`."""
     # No extension filter: DICOM often comes without one, and the reader decides by content.
     st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True,
                      **state.uploader_kwargs(PAGE))
     held = state.uploads(PAGE)
     if held:
-        st.button(f"Clear all {len(held)} images", on_click=state.clear_uploads, args=(PAGE,), icon=":material/delete:")
-    return held
+        st.button("Clear the image" if len(held) == 1 else f"Clear all {len(held)} images", on_click=state.clear_uploads,
+                  args=(PAGE,), icon=":material/delete:")
 
 
-def verdict_ui(name: str, result: ImageResult, threshold: float) -> None:
+def verdict_ui(name: str, result: ImageResult, threshold: float, bands: TriageBands) -> None:
+    """One alert: the band (its colour), the yes/no verdict at the session's threshold and the file
+    name, with every number shown precisely enough to agree with both."""
+    probability = result.probability_fractured
+    band = bands.band(probability)
     decision = result.decision(threshold)
-    headline = (f"**{VERDICT_TEXT[decision]}** — {markdown_literal(name)}: "
-                f"P(fractured) = {result.probability_fractured:.3f} (threshold {threshold:.3f})")
-    (st.error if decision == FRACTURED_DECISION else st.success)(headline)
+    decimals = shown_decimals(probability, threshold, bands.doubt_from, bands.fracture_from)
+    shown = shown_comparison(probability, threshold, decimals=decimals)
+    alert, icon = BAND_ALERT.get(band, NO_FRACTURE_ALERT)
+    alert(f"**{BAND_TEXT[band]}** · {markdown_literal(name)}  \n"
+          f"**{VERDICT_TEXT[decision]}** at your threshold: P(fractured) = {shown}", icon=icon)
+    band_strip_ui(bands, threshold, shown.threshold, probability, shown.probability)
+    st.caption(f"{BAND_TEXT[band]}: {BAND_MEANING[band]}. Bands, chosen on val: no fracture below "
+               f"{bands.doubt_from:.{decimals}f}, doubt up to {bands.fracture_from:.{decimals}f}, fracture from there.")
     check = result.radiograph_check
     if not check.looks_like_radiograph:
         st.warning(check.warning(), icon=":material/warning:")
@@ -67,52 +95,156 @@ def verdict_ui(name: str, result: ImageResult, threshold: float) -> None:
         st.info(check.caution(), icon=":material/info:")
 
 
-def images_ui(data: bytes, style: HeatmapStyle) -> bytes:
-    """The X-ray beside its overlay; returns the overlay's PNG bytes (offered for download)."""
+def band_strip_ui(bands: TriageBands, threshold: float, threshold_text: str, probability: float | None = None,
+                  probability_text: str = "") -> None:
+    figure = viewer.band_strip_figure(bands, threshold, threshold_text=threshold_text, probability=probability,
+                                      probability_text=probability_text)
+    st.plotly_chart(figure, config=viewer.STATIC_CONFIG, theme=None)
+
+
+def heatmap_controls_ui(file_id: str, has_boxes: bool) -> HeatmapStyle:
+    """The heatmap's settings for one image, drawn right under its viewer."""
+    method_column, opacity_column, colormap_column, layout_column = st.columns([3, 2.5, 2, 3.5])
+    method = method_column.selectbox(
+        "Heatmap method", list(METHODS), format_func=METHODS.get, key=f"method-{file_id}",
+        help="Each explains the 'fractured' output. Grad-CAM comes with the verdict; Grad-CAM++ and "
+             "Layer-CAM take about 0.05 s more, Score-CAM (its faster variant) about 0.2 s and "
+             "SmoothGrad about 1 s per image on CPU.")
+    opacity = opacity_column.slider("Heatmap opacity", 0.0, 1.0, HeatmapStyle.opacity, 0.05, key=f"opacity-{file_id}")
+    colormap = colormap_column.selectbox("Colormap", COLORMAPS, key=f"colormap-{file_id}")
+    layout = layout_column.segmented_control("View", viewer.LAYOUTS, default=viewer.SIDE_BY_SIDE,
+                                             key=f"layout-{file_id}") or viewer.SIDE_BY_SIDE
+    show_boxes = has_boxes and st.toggle("Show the radiologists' boxes", key=f"boxes-{file_id}",
+                                         help="FracAtlas's fracture boxes for this sample: judge the heatmap "
+                                              "against the truth.")
+    return HeatmapStyle(method, opacity, colormap, layout, show_boxes)
+
+
+def window_ui(windowable: WindowableImage | None, file_id: str) -> Window | None:
+    """DICOM only: the window/level to show the X-ray through (the verdict does not depend on it)."""
+    if windowable is None:
+        return None
+    presets = window_presets(windowable)
+    choice = st.selectbox("Window", [*presets, MANUAL_WINDOW], key=f"window-{file_id}",
+                          help="How the DICOM's values map to grey, for viewing only: the model always "
+                               "reads the file's own window.")
+    if choice != MANUAL_WINDOW:
+        return presets[choice]
+    lowest, highest = windowable.value_range
+    default = windowable.default
+    start = (max(lowest, default.center - default.width / 2), min(highest, default.center + default.width / 2))
+    low, high = st.slider("Window: black at, white at", lowest, max(highest, lowest + 1.0), start,
+                          key=f"manual-window-{file_id}")
+    return Window.spanning(low, high)
+
+
+def viewer_ui(data: bytes, file_id: str, style: HeatmapStyle, flagged: bool, window: Window | None) -> None:
     slow = style.method in SLOW_METHODS
     label = METHODS[style.method]
     with st.spinner(f"Computing {label}{' (slow on CPU)' if slow else ''}…", show_time=slow):
-        overlay = state.overlay_png(data, style.method, style.opacity, style.colormap)
-    left, right = st.columns(2)
-    left.image(state.xray_png(data), caption="X-ray", width="stretch")
-    right.image(overlay, caption=f"{label} for 'fractured'", width="stretch")
-    return overlay
+        heatmap = viewer.image_heatmap(data, style.method)
+    picture = viewer.xray_picture(data, window)
+    layer = viewer.HeatmapLayer(heatmap, style.colormap, shown_opacity(style.opacity, flagged),
+                                viewer.outlines_on(picture, heatmap) if flagged else ())
+    boxes = sample_boxes(data) if style.show_boxes else ()
+    figure = viewer.viewer_figure(picture, layer, layout=style.layout, boxes=boxes, revision=file_id)
+    st.plotly_chart(figure, key=f"viewer-{file_id}", config=viewer.PLOTLY_CONFIG, theme=None)
+    st.caption(heatmap_caption(label, flagged, boxes=bool(boxes)))
+
+
+def heatmap_caption(label: str, flagged: bool, *, boxes: bool = False) -> str:
+    if flagged:
+        seen = (f"{label} for 'fractured'. White outlines: where the map reaches {OUTLINE_LEVEL:.0%} of its "
+                "own peak. Drag to pan, scroll or pinch to zoom, double-click to reset.")
+    else:
+        seen = (f"{label} for 'fractured', **faded: the image is not flagged** at your threshold. Each map is "
+                "scaled to its own peak, so even a clear normal has a hot spot.")
+    if boxes:
+        seen += " Green dashed: the radiologists' fracture box."
+    return f"{seen} {localisation_sentence()}".strip()
+
+
+def localisation_sentence() -> str:
+    """The measured localisation accuracy of Grad-CAM (``python -m training.localisation``), if stored."""
+    figures = state.load_metrics().get("localisation")
+    if not figures or not figures.get("n_images"):
+        return ""
+    hits, count = figures["peak_inside_box"], figures["n_images"]
+    return (f"How far to trust it: on {count} fractured {figures['split']} images, the Grad-CAM peak fell "
+            f"inside the radiologists' box in only {hits} ({hits / count:.0%}); it shows what drove the "
+            "score, not where the fracture is.")
+
+
+def sample_boxes(data: bytes) -> tuple:
+    """The radiologists' boxes when ``data`` is a shipped sample; none when the samples are not
+    shipped or their manifest is broken (the gallery says so; a verdict must not depend on it)."""
+    try:
+        return boxes_for_upload(data)
+    except SampleManifestError:
+        return ()
 
 
 def downloads_ui(name: str, file_id: str, method: str, overlay: bytes, report: dict) -> None:
     stem = Path(name).stem
-    left, right = st.columns(2)
+    left, right, _ = st.columns([1, 1, 2])
     left.download_button("Overlay (PNG)", overlay, f"{stem}_{method}.png", "image/png", key=f"png-{file_id}")
     right.download_button("Report (JSON)", json.dumps(report, indent=2), f"{stem}_report.json",
                           "application/json", key=f"json-{file_id}")
 
 
-def upload_ui(name: str, data: bytes, file_id: str, style: HeatmapStyle, threshold: float,
-              model_version: str) -> None:
-    st.divider()
+def upload_ui(upload: state.Upload, threshold: float, bands: TriageBands, model_version: str) -> None:
     try:
-        result = state.classify_upload(data)
+        result = state.classify_upload(upload.data)
+        windowable = viewer.windowable_of(upload.data)  # None unless DICOM
     except ImageReadError as error:
-        st.error(markdown_literal(f"Could not read {name}: {error}"))
+        st.error(markdown_literal(f"Could not read {upload.name}: {error}"))
         return
-    verdict_ui(name, result, threshold)
-    overlay = images_ui(data, style)
-    report = verdict_report(name, result.probability_fractured, threshold, method=style.method,
-                            model_version=model_version, radiograph_check=result.radiograph_check)
-    downloads_ui(name, file_id, style.method, overlay, report)
+    flagged = result.decision(threshold) == FRACTURED_DECISION
+    summary, view = st.columns([1, 2], gap="medium")
+    with summary:
+        verdict_ui(upload.name, result, threshold, bands)
+        window = window_ui(windowable, upload.key)
+    with view:
+        viewer_slot = st.container()  # the image first, its controls right under it (phones stack columns)
+        style = heatmap_controls_ui(upload.key, has_boxes=bool(sample_boxes(upload.data)))
+        with viewer_slot:
+            viewer_ui(upload.data, upload.key, style, flagged, window)
+        overlay = state.overlay_png(upload.data, style.method, style.opacity, style.colormap)
+        report = verdict_report(upload.name, result.probability_fractured, threshold, method=style.method,
+                                model_version=model_version, radiograph_check=result.radiograph_check)
+        downloads_ui(upload.name, upload.key, style.method, overlay, report)
+
+
+def results_ui(uploads: list[state.Upload], threshold: float) -> None:
+    classifier = state.load_classifier()
+    bands = TriageBands.from_thresholds(state.load_thresholds())
+    for upload in uploads:
+        upload_ui(upload, threshold, bands, classifier.version)
+        st.divider()
 
 
 def main() -> None:
     state.use_app_navigation()
     heading_ui()
     threshold = threshold_sidebar()
-    style = heatmap_style_ui()
-    uploads = uploads_ui()
-    # Loaded once the uploader is on screen (the first visitor picks a file meanwhile), and loaded
-    # even before any upload so that the first one does not wait for TensorFlow.
-    classifier = state.load_classifier()
-    for upload in uploads:
-        upload_ui(upload.name, upload.data, upload.key, style, threshold, classifier.version)
+    held = state.uploads(PAGE)
+    if held:  # the results first, so that on a phone the verdict is the first thing under the title
+        results_ui(held, threshold)
+        uploads_ui()
+        # A phone keeps its scroll position when the results appear above: a way back to them.
+        st.markdown(f"[↑ Back to the {'verdict' if len(held) == 1 else 'verdicts'}](#{TITLE_ANCHOR})")
+        with st.expander("How to read the result", icon=":material/school:"):
+            how_to_read_ui(threshold)
+        gallery_ui(PAGE)  # collapsed once the page holds images
+    else:
+        guide = st.container()  # above the uploader, but drawn after it: the uploader comes first
+        uploads_ui()
+        with guide:
+            how_to_read_ui(threshold)
+        gallery_ui(PAGE)
+        # Loaded once the uploader is on screen (the first visitor picks a file meanwhile), so that
+        # the first upload does not wait for TensorFlow.
+        state.load_classifier()
 
 
 main()

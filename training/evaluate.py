@@ -79,7 +79,15 @@ def _split_report(members, labels, probabilities, thresholds, n_bootstrap) -> di
 
 
 def write_report(model_dir: Path, metrics: dict, rows: list[dict]) -> None:
-    (Path(model_dir) / METRICS_FILENAME).write_text(json.dumps(metrics, indent=2) + "\n")
+    """Writes ``metrics.json`` and ``probabilities.csv``, keeping the ``"localisation"`` figures of
+    ``python -m training.localisation`` while they are about the same model (evaluate does not
+    recompute them; a stale figure for another model is dropped)."""
+    path = Path(model_dir) / METRICS_FILENAME
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    localisation = previous.get("localisation")
+    if localisation and localisation.get("model_version") == metrics.get("model_version") and "localisation" not in metrics:
+        metrics = {**metrics, "localisation": localisation}
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
     with open(Path(model_dir) / PROBABILITIES_FILENAME, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

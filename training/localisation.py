@@ -6,20 +6,25 @@ For each fractured image with boxes: the *pointing game* (is the heatmap's peak 
 and the share of heatmap mass inside the boxes next to the share of the image the boxes cover
 (what a heatmap spread evenly would score). Reads ``boxes.csv`` (normalised
 ``x_min, y_min, x_max, y_max``).
+
+The figures are also stored in the model's ``metrics.json`` under ``"localisation"`` (the rest of
+the file is kept as it is), where the app reads them for the caption under its heatmap.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from collections import defaultdict
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from core.classifier import FractureClassifier
-from core.config import MODELS_DIR
+from core.config import METRICS_FILENAME, MODELS_DIR
 from core.overlay import heatmap_to_image
 from training.config import DEFAULT_DATA_DIR
 from training.data import load_index
@@ -58,11 +63,40 @@ def score_heatmap(heatmap: np.ndarray, boxes: list[Box]) -> dict:
             "area_inside": float(mask.mean())}
 
 
+def summarise_scores(scores: list[dict], *, split: str, model_version: str) -> dict:
+    """The figures stored under ``metrics.json["localisation"]``: how many fractured images were
+    scored, in how many the peak fell inside a box, and the mean mass and box area shares."""
+    count = len(scores)
+    return {
+        "method": "gradcam",
+        "split": split,
+        "model_version": model_version,
+        "n_images": count,
+        "peak_inside_box": sum(score["hit"] for score in scores),
+        "mean_mass_inside": float(np.mean([s["mass_inside"] for s in scores])) if count else None,
+        "mean_box_area": float(np.mean([s["area_inside"] for s in scores])) if count else None,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def store_summary(model_dir: Path, summary: dict) -> None:
+    """Merges ``summary`` into ``metrics.json`` under ``"localisation"``, keeping every other key.
+
+    Raises:
+        FileNotFoundError: if the model has no ``metrics.json`` yet (run ``training.evaluate`` first).
+    """
+    path = Path(model_dir) / METRICS_FILENAME
+    metrics = json.loads(path.read_text())
+    metrics["localisation"] = summary
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.localisation", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--model-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--split", choices=("val", "test"), default="test")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave metrics.json as it is")
     args = parser.parse_args(argv)
 
     classifier = FractureClassifier.load(args.model_dir)
@@ -74,12 +108,19 @@ def main(argv=None) -> int:
         result = classifier.classify(sample.path, heatmap="gradcam")
         heatmap = heatmap_to_image(result.heatmap, result.source_shape, classifier.preprocess_config)
         scores.append(score_heatmap(heatmap, boxes[sample.image_id]))
-    hits = sum(score["hit"] for score in scores)
-    print(f"{args.split}: {len(scores)} fractured images with boxes")
-    print(f"  pointing game: peak inside a box in {hits}/{len(scores)} ({hits / len(scores):.1%})")
-    print(f"  heatmap mass inside boxes: mean {np.mean([s['mass_inside'] for s in scores]):.1%}; "
-          f"boxes cover {np.mean([s['area_inside'] for s in scores]):.1%} of the image on average "
+    if not scores:
+        print(f"error: no fractured {args.split} images with boxes in {args.data_dir}", file=sys.stderr)
+        return 2
+    summary = summarise_scores(scores, split=args.split, model_version=classifier.version)
+    hits, count = summary["peak_inside_box"], summary["n_images"]
+    print(f"{args.split}: {count} fractured images with boxes")
+    print(f"  pointing game: peak inside a box in {hits}/{count} ({hits / count:.1%})")
+    print(f"  heatmap mass inside boxes: mean {summary['mean_mass_inside']:.1%}; "
+          f"boxes cover {summary['mean_box_area']:.1%} of the image on average "
           "(what an even heatmap would score)")
+    if not args.no_write:
+        store_summary(args.model_dir, summary)
+        print(f"  stored under \"localisation\" in {Path(args.model_dir) / METRICS_FILENAME}")
     return 0
 
 

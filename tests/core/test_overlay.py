@@ -138,3 +138,71 @@ def test_overlay_on_a_display_copy_is_placed_by_the_source_shape():
     np.testing.assert_array_equal(
         overlay_on_original(image, heatmap, config, source_shape=source_shape, opacity=1.0),
         overlay_heatmap(image, on_copy, opacity=1.0))
+
+
+def test_an_unflagged_map_is_faded_and_a_flagged_one_is_not():
+    from core.overlay import UNFLAGGED_FADE, shown_opacity
+
+    assert shown_opacity(0.4, flagged=True) == 0.4
+    assert shown_opacity(0.4, flagged=False) == pytest.approx(0.4 * UNFLAGGED_FADE)
+    assert shown_opacity(0.4, flagged=False) < 0.4
+    with pytest.raises(ValueError, match="opacity"):
+        shown_opacity(1.5, flagged=True)
+
+
+def test_outlines_surround_each_hot_region_largest_first_and_skip_specks():
+    from core.overlay import region_outlines
+
+    heatmap = np.zeros((100, 100), np.float32)
+    heatmap[10:20, 60:90] = 1.0  # 300 px
+    heatmap[50:80, 10:30] = 0.7  # 600 px, above half the peak
+    heatmap[95, 95] = 0.9  # one pixel: a speck under min_area (0.2% = 20 px)
+    heatmap[40:45, 40:45] = 0.3  # below the level
+    outlines = region_outlines(heatmap)
+    assert len(outlines) == 2
+    first, second = outlines
+    assert (min(first.x), max(first.x), min(first.y), max(first.y)) == (10, 29, 50, 79)
+    assert (min(second.x), max(second.x), min(second.y), max(second.y)) == (60, 89, 10, 19)
+    assert (first.x[0], first.y[0]) == (first.x[-1], first.y[-1])  # closed
+
+
+def test_an_even_or_empty_map_has_no_outline_specks_and_bad_maps_are_refused():
+    from core.overlay import region_outlines
+
+    assert region_outlines(np.zeros((30, 30), np.float32)) == ()
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        region_outlines(np.full((4, 4), 2.0, np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        region_outlines(np.zeros((4, 4, 3), np.float32))
+
+
+def test_scaled_outlines_keep_pixel_centres_on_pixel_centres():
+    from core.overlay import Outline
+
+    outline = Outline((0.0, 9.0), (0.0, 4.0)).scaled(2.0, 4.0)
+    # pixel 0 of a 10 px map spans [-0.5, 0.5]: on a 20 px image its centre is at 0.5
+    assert outline.x == (0.5, 18.5) and outline.y == (1.5, 17.5)
+
+
+def test_drawn_outlines_mark_the_border_and_leave_the_input_alone():
+    from core.overlay import draw_outlines, region_outlines
+
+    heatmap = np.zeros((40, 40), np.float32)
+    heatmap[10:30, 10:30] = 1.0
+    rgb = np.zeros((40, 40, 3), np.uint8)
+    drawn = draw_outlines(rgb, region_outlines(heatmap), colour=(0, 255, 0), thickness=1)
+    assert rgb.max() == 0
+    assert drawn[10, 20, 1] > 0 and drawn[20, 20].max() == 0 and drawn[2, 2].max() == 0
+
+
+def test_the_colour_scale_matches_the_overlay_colours():
+    from core.overlay import colour_scale
+
+    scale = colour_scale("jet", steps=5)
+    assert [position for position, _ in scale] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    for position, colour in scale:
+        # a fully opaque blend of a black image shows the colormap's own colour
+        pixel = overlay_heatmap(np.zeros((1, 1), np.float32), np.full((1, 1), position, np.float32), opacity=1.0)
+        assert colour == "rgb({}, {}, {})".format(*pixel[0, 0])
+    with pytest.raises(ValueError, match="unknown colormap"):
+        colour_scale("nope")

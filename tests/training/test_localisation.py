@@ -30,3 +30,44 @@ def test_load_boxes_groups_by_image(tmp_path):
         "image_id,x_min,y_min,x_max,y_max\nA,0.1,0.2,0.3,0.4\nA,0.5,0.5,0.6,0.6\nB,0,0,1,1\n")
     boxes = load_boxes(tmp_path)
     assert boxes == {"A": [(0.1, 0.2, 0.3, 0.4), (0.5, 0.5, 0.6, 0.6)], "B": [(0.0, 0.0, 1.0, 1.0)]}
+
+
+def test_the_summary_counts_hits_and_averages_the_shares():
+    from training.localisation import summarise_scores
+
+    scores = [{"hit": True, "mass_inside": 0.5, "area_inside": 0.1},
+              {"hit": False, "mass_inside": 0.1, "area_inside": 0.3}]
+    summary = summarise_scores(scores, split="test", model_version="v1")
+    assert (summary["n_images"], summary["peak_inside_box"]) == (2, 1)
+    assert summary["mean_mass_inside"] == pytest.approx(0.3) and summary["mean_box_area"] == pytest.approx(0.2)
+    assert (summary["split"], summary["model_version"], summary["method"]) == ("test", "v1", "gradcam")
+
+
+def test_storing_the_summary_keeps_every_other_figure_of_metrics_json(tmp_path):
+    import json
+
+    from training.localisation import store_summary
+
+    metrics = {"model_version": "v1", "splits": {"test": {"auroc": {"auroc": 0.86}}}, "localisation": {"old": 1}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    store_summary(tmp_path, {"n_images": 111, "peak_inside_box": 6})
+    stored = json.loads((tmp_path / "metrics.json").read_text())
+    assert stored == {**metrics, "localisation": {"n_images": 111, "peak_inside_box": 6}}
+
+
+def test_storing_without_metrics_json_says_so(tmp_path):
+    from training.localisation import store_summary
+
+    with pytest.raises(FileNotFoundError):
+        store_summary(tmp_path, {"n_images": 1})
+
+
+def test_the_shipped_metrics_hold_the_localisation_figures_of_the_model_card():
+    from core.artifacts import load_metadata, load_metrics
+    from core.config import PROJECT_DIR
+
+    figures = load_metrics().get("localisation")
+    assert figures is not None, "run python -m training.localisation"
+    assert figures["model_version"] == load_metadata()["model_version"]
+    card = (PROJECT_DIR / "docs" / "model-card.md").read_text(encoding="utf-8")
+    assert f"**{figures['peak_inside_box']} of {figures['n_images']}" in card  # the app's caption and the card agree
