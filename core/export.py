@@ -1,6 +1,7 @@
 """What leaves the app and the CLI: the per-image JSON report and the batch CSV.
 
-Neither holds pixel data or anything read from the file besides its name.
+Neither holds pixel data or anything read from the file besides its name. (The PDF reports are
+:mod:`core.pdf_report`.)
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from core.radiograph_check import RadiographCheck
 from core.thresholds import decide
+from core.triage import BAND_TEXT, TriageBands
 
 VERDICT_TEXT = {"fractured": "Fracture suspected", "not_fractured": "No fracture detected"}
 
@@ -67,27 +69,29 @@ def spreadsheet_safe(cell: str) -> str:
     return cell
 
 
-def results_csv(rows: list[BatchRow], threshold: float) -> str:
+def results_csv(rows: list[BatchRow], threshold: float, bands: TriageBands) -> str:
     """CSV text with one line per row: file, P(fractured), verdict (or the error) at ``threshold``,
-    and both tiers of the radiograph check (empty for an unreadable file).
+    its triage band among ``bands``, and both tiers of the radiograph check (band and tiers empty
+    for an unreadable file).
 
     Every cell goes through :func:`spreadsheet_safe`: file names and error messages come from
     the uploader, and the CSV is made to be opened in a spreadsheet.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["file", "probability_fractured", "verdict", "threshold", "looks_like_radiograph",
+    writer.writerow(["file", "probability_fractured", "verdict", "band", "threshold", "looks_like_radiograph",
                      "unlike_training_data"])
     for row in rows:
         if row.probability_fractured is None:
-            probability, verdict = "", f"unreadable: {row.error}"
+            probability, verdict, band = "", f"unreadable: {row.error}", ""
         else:
             probability = f"{row.probability_fractured:.6f}"
             verdict = VERDICT_TEXT[decide(row.probability_fractured, threshold)]
+            band = BAND_TEXT[bands.band(row.probability_fractured)]
         check = row.radiograph_check
         tiers = ["", ""] if check is None else [_yes_no(check.looks_like_radiograph),
                                                 _yes_no(check.unlike_training_data)]
-        cells = [row.file_name, probability, verdict, f"{threshold:.6f}", *tiers]
+        cells = [row.file_name, probability, verdict, band, f"{threshold:.6f}", *tiers]
         writer.writerow([spreadsheet_safe(cell) for cell in cells])
     return buffer.getvalue()
 

@@ -1,18 +1,38 @@
-"""Batch: many X-rays in, one sortable table out (with CSV), and any row's heatmap on demand."""
+"""Batch: many X-rays in, one sortable table out (CSV and PDF), and the clicked row's verdict and heatmap."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 from dataclasses import dataclass
-from itertools import chain, count
+from datetime import datetime, timezone
 
+import numpy as np
 import streamlit as st
 
 from core.classifier import ImageResult
 from core.export import VERDICT_TEXT, BatchRow, results_csv
+from core.heatmaps import METHODS, SLOW_METHODS
 from core.imaging import SUPPORTED_FORMATS, ImageReadError
+from core.overlay import encode_png, fit_for_display, overlay_on_original, shown_opacity
+from core.pdf_report import (BatchReport, ReportContext, UnreadableFile, batch_image, batch_report_pdf,
+                             test_cost_sentence, threshold_label)
+from core.preprocessing import PreprocessConfig
 from core.thresholds import FRACTURED_DECISION
+from core.triage import BAND_TEXT, BANDS, DOUBT_BAND, FRACTURE_BAND, TriageBands, shown_comparison
 from pages import state
 from pages.widgets import markdown_literal, threshold_sidebar
+
+PAGE = "batch"  # this page's list of uploads in pages.state
+TABLE_KEY = "batch-table"  # the table's selected row: the upload whose verdict and heatmap are shown
+METHOD_KEY = "batch-heatmap-method"
+# The row last shown: the table's own selection is dropped with the widget when the visitor opens
+# another page, so it is kept here and restored on the way back.
+SHOWN_ROW_KEY = "batch-shown-row"
+THUMBNAIL_SIDE = 96  # px, long side: enough to tell a hand from a hip in a 48 px row
+OPACITY = 0.4
+COLORMAP = "jet"
+BAND_ALERT = {FRACTURE_BAND: st.error, DOUBT_BAND: st.warning}  # no fracture: st.success
 
 
 @dataclass(frozen=True)
@@ -20,11 +40,10 @@ class BatchItem:
     """One upload of the batch: its result, or why it could not be read.
 
     Items stay in upload order and are never looked up by file name: exports often repeat a
-    name (an IM0001.dcm per study), and a file may be named like another upload's label.
+    name (an IM0001.dcm per study), so the table's row number is what picks an upload.
     """
 
     file_name: str
-    label: str  # how the heatmap picker names this upload; distinct from every other item's
     data: bytes
     result: ImageResult | None = None
     error: str | None = None
@@ -37,9 +56,6 @@ class BatchItem:
                         radiograph_check=self.result.radiograph_check)
 
 
-PAGE = "batch"  # this page's list of uploads in pages.state
-
-
 def uploads_ui() -> list[state.Upload]:
     """The session's images on this page: every file dropped here, kept across page switches."""
     st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True,
@@ -50,41 +66,30 @@ def uploads_ui() -> list[state.Upload]:
     return held
 
 
-def distinct_labels(names: list[str]) -> list[str]:
-    """A label per upload, no two alike: its name, or for a name already taken the name and its
-    place in the batch ("a.jpg (upload 3)"), numbered further if a file is itself called that."""
-    labels, taken = [], set()
-    for position, name in enumerate(names, start=1):
-        candidates = chain([name, f"{name} (upload {position})"],
-                           (f"{name} (upload {position}, {number})" for number in count(2)))
-        label = next(candidate for candidate in candidates if candidate not in taken)
-        labels.append(label)
-        taken.add(label)
-    return labels
-
-
-def classify_ui(uploads: list) -> list[BatchItem]:
+def classify_ui(uploads: list[state.Upload]) -> list[BatchItem]:
     items = []
-    labels = distinct_labels([upload.name for upload in uploads])
     progress = st.progress(0.0, text="Classifying…")
-    for index, (upload, label) in enumerate(zip(uploads, labels), start=1):
-        data = upload.data
+    for index, upload in enumerate(uploads, start=1):
         try:
-            items.append(BatchItem(upload.name, label, data, result=state.classify_upload(data)))
+            items.append(BatchItem(upload.name, upload.data, result=state.classify_upload(upload.data)))
         except ImageReadError as error:
-            items.append(BatchItem(upload.name, label, data, error=str(error)))
+            items.append(BatchItem(upload.name, upload.data, error=str(error)))
         progress.progress(index / len(uploads), text=f"Classified {index} of {len(uploads)}")
     progress.empty()
     return items
 
 
-def summary_ui(items: list[BatchItem], threshold: float) -> None:
+def summary_ui(items: list[BatchItem], threshold: float, bands: TriageBands) -> None:
     readable = [item.result for item in items if item.result is not None]
     suspected = sum(result.decision(threshold) == FRACTURED_DECISION for result in readable)
-    not_radiographs = sum(not result.radiograph_check.looks_like_radiograph for result in readable)
-    unlike = sum(result.radiograph_check.unlike_training_data for result in readable)
     st.markdown(f"**{suspected} of {len(items)}** flagged at threshold {threshold:.3f}; "
                 f"{len(items) - len(readable)} unreadable.")
+    per_band = {band: sum(bands.band(result.probability_fractured) == band for result in readable)
+                for band in reversed(BANDS)}
+    st.caption("Triage bands: " + " · ".join(f"{BAND_TEXT[band]} {count}" for band, count in per_band.items())
+               + ". Click a row to see its verdict and heatmap below.")
+    not_radiographs = sum(not result.radiograph_check.looks_like_radiograph for result in readable)
+    unlike = sum(result.radiograph_check.unlike_training_data for result in readable)
     if not_radiographs:
         st.warning(f"{not_radiographs} of {len(items)} do not look like radiographs (see the last columns); "
                    "their verdicts are meaningless.")
@@ -92,38 +97,147 @@ def summary_ui(items: list[BatchItem], threshold: float) -> None:
         st.info(f"{unlike} of {len(items)} are X-rays unlike the training images; treat their verdicts with care.")
 
 
-def table_ui(items: list[BatchItem], threshold: float) -> None:
+@st.cache_data(max_entries=1024, show_spinner=False)
+def thumbnail_url(data: bytes) -> str:
+    """A small PNG of the upload as a data URL (the table's thumbnail column), encoded once per upload."""
+    image = fit_for_display(state.classify_upload(data).image, THUMBNAIL_SIDE)
+    return "data:image/png;base64," + base64.b64encode(encode_png(np.round(image * 255).astype(np.uint8))).decode()
+
+
+def table_rows(items: list[BatchItem], threshold: float, bands: TriageBands) -> list[dict]:
     rows = []
     for item in items:
         if item.result is None:
-            rows.append({"file": item.file_name, "P(fractured)": None, "verdict": f"unreadable: {item.error}",
-                         "looks like an X-ray": None, "like the training images": None})
+            rows.append({"thumbnail": None, "file": item.file_name, "P(fractured)": None, "band": None,
+                         "verdict": f"unreadable: {item.error}", "looks like an X-ray": None,
+                         "like the training images": None})
             continue
-        check = item.result.radiograph_check
-        rows.append({"file": item.file_name, "P(fractured)": round(item.result.probability_fractured, 4),
+        check, probability = item.result.radiograph_check, item.result.probability_fractured
+        rows.append({"thumbnail": thumbnail_url(item.data), "file": item.file_name, "P(fractured)": probability,
+                     "band": BAND_TEXT[bands.band(probability)],
                      "verdict": VERDICT_TEXT[item.result.decision(threshold)],
-                     "looks like an X-ray": "yes" if check.looks_like_radiograph
-                     else "no: " + "; ".join(check.not_radiograph_reasons),
-                     "like the training images": "–" if not check.looks_like_radiograph
-                     else "no: " + "; ".join(check.unlike_training_reasons) if check.unlike_training_data else "yes"})
-    st.dataframe(rows, width="stretch", hide_index=True)
+                     "looks like an X-ray": "yes" if check.looks_like_radiograph else "no",
+                     "like the training images": ("–" if not check.looks_like_radiograph
+                                                  else "no" if check.unlike_training_data else "yes")})
+    return rows
 
 
-def csv_ui(items: list[BatchItem], threshold: float) -> None:
-    csv_text = results_csv([item.row for item in items], threshold)
-    st.download_button("Download CSV", csv_text, "fracture_batch.csv", "text/csv")
+# The order and widths put the file, its band and P(fractured) on a 390 px phone screen; the
+# rest scrolls sideways under the pinned file name.
+COLUMNS = {
+    "file": st.column_config.TextColumn("File", width=130, pinned=True),
+    "band": st.column_config.TextColumn("Band", width=80, help="Triage band: fracture, doubt or no fracture"),
+    "P(fractured)": st.column_config.NumberColumn("P(fractured)", format="%.3f", width=90,
+                                                  help="Calibrated probability of a fracture"),
+    "thumbnail": st.column_config.ImageColumn("X-ray", width=56),
+    "verdict": st.column_config.TextColumn("Verdict", width=160, help="At the sidebar's threshold"),
+    "looks like an X-ray": st.column_config.TextColumn(
+        "Looks like an X-ray", width=130, help="No: a colour photo, a document… its verdict is meaningless"),
+    "like the training images": st.column_config.TextColumn("Like the training images", width=160,
+                                                            help="No: another hospital, body part or exposure"),
+}
 
 
-def heatmap_ui(items: list[BatchItem]) -> None:
-    # Each option is one upload's label; labels are distinct (distinct_labels), so choosing one
-    # picks exactly that upload, whatever names the others have.
-    readable = {item.label: item for item in items if item.result is not None}
-    if not readable:
-        return
-    chosen = readable[st.selectbox("Show the heatmap of", list(readable))]
+def table_ui(items: list[BatchItem], threshold: float, bands: TriageBands) -> int:
+    """The table of every upload; returns the position of the selected row (the first at first)."""
+    # A batch that shrank (an upload removed) can leave a stale position behind.
+    shown = _within(st.session_state.get(SHOWN_ROW_KEY, 0), len(items))
+    event = st.dataframe(table_rows(items, threshold, bands), hide_index=True, column_config=COLUMNS,
+                         column_order=list(COLUMNS), row_height=48, key=TABLE_KEY, on_select="rerun",
+                         selection_mode="single-row-required", selection_default={"selection": {"rows": [shown]}})
+    selected = event.selection.rows
+    position = _within(selected[0], len(items)) if selected else shown
+    st.session_state[SHOWN_ROW_KEY] = position
+    return position
+
+
+def _within(position: int, count: int) -> int:
+    return position if 0 <= position < count else 0
+
+
+def report_context(threshold: float, bands: TriageBands) -> ReportContext:
+    """The threshold, its test-split cost, the bands and the model, as the PDF reports state them."""
+    return ReportContext(threshold, threshold_label(state.load_thresholds(), threshold),
+                         test_cost_sentence(state.load_held_out().at_threshold(threshold)), bands,
+                         state.load_classifier().version, datetime.now(timezone.utc))
+
+
+def batch_pdf(items: list[BatchItem], context: ReportContext, config: PreprocessConfig) -> bytes:
+    """The batch's PDF report with each image's Grad-CAM (the map every upload already has).
+
+    Run by the download button when clicked, on a thread of its own: it uses ``core`` only.
+    """
+    context = dataclasses.replace(context, created=datetime.now(timezone.utc))
+    images, unreadable = [], []
+    for item in items:
+        if item.result is None:
+            unreadable.append(UnreadableFile(item.file_name, item.error or ""))
+            continue
+        result = item.result
+        flagged = result.decision(context.threshold) == FRACTURED_DECISION
+        overlay = overlay_on_original(result.image, result.heatmap, config, source_shape=result.source_shape,
+                                      opacity=shown_opacity(OPACITY, flagged), colormap=COLORMAP)
+        images.append(batch_image(item.file_name, result, overlay, context, heatmap_faded=not flagged))
+    return batch_report_pdf(BatchReport(tuple(images), tuple(unreadable), context))
+
+
+def downloads_ui(items: list[BatchItem], threshold: float, bands: TriageBands) -> None:
     left, right = st.columns(2)
-    left.image(state.xray_png(chosen.data), caption=markdown_literal(chosen.label), width="stretch")
-    right.image(state.overlay_png(chosen.data), caption="Grad-CAM for 'fractured'", width="stretch")
+    left.download_button("Download CSV", results_csv([item.row for item in items], threshold, bands),
+                         "fracture_batch.csv", "text/csv", on_click="ignore", icon=":material/table:")
+    context, config = report_context(threshold, bands), state.load_classifier().preprocess_config
+    # A callable: the PDF is drawn only when the button is clicked, not on every rerun.
+    right.download_button("Download PDF report", lambda: batch_pdf(items, context, config),
+                          "fracture_batch_report.pdf", "application/pdf", on_click="ignore",
+                          icon=":material/picture_as_pdf:")
+
+
+def verdict_ui(item: BatchItem, position: int, threshold: float, bands: TriageBands) -> None:
+    name = markdown_literal(f"{item.file_name} (row {position + 1})")
+    if item.result is None:
+        st.error(f"Could not read {name}: {markdown_literal(item.error or '')}")
+        return
+    result = item.result
+    band = bands.band(result.probability_fractured)
+    shown = shown_comparison(result.probability_fractured, threshold)
+    BAND_ALERT.get(band, st.success)(
+        f"**{BAND_TEXT[band]}** — {name}: {VERDICT_TEXT[result.decision(threshold)]}; "
+        f"P(fractured) = {shown.probability} {shown.relation} threshold {shown.threshold}")
+    check = result.radiograph_check
+    if not check.looks_like_radiograph:
+        st.warning(check.warning(), icon=":material/warning:")
+    elif check.unlike_training_data:
+        st.info(check.caution(), icon=":material/info:")
+
+
+def heatmap_method_ui() -> str:
+    return st.selectbox("Heatmap method", list(METHODS), format_func=METHODS.get, key=METHOD_KEY,
+                        help="All explain the 'fractured' output. Score-CAM and SmoothGrad are slower on CPU.")
+
+
+def images_ui(item: BatchItem, position: int, method: str, threshold: float, columns: list) -> None:
+    """The row's X-ray and its heatmap overlay, faded when the image is not flagged."""
+    flagged = item.result.decision(threshold) == FRACTURED_DECISION
+    slow = method in SLOW_METHODS
+    with st.spinner(f"Computing {METHODS[method]}{' (slow on CPU)' if slow else ''}…", show_time=slow):
+        overlay = state.overlay_png(item.data, method, shown_opacity(OPACITY, flagged), COLORMAP)
+    left, right = columns
+    left.image(state.xray_png(item.data), caption=markdown_literal(f"{item.file_name} (row {position + 1})"),
+               width="stretch")
+    faded = "" if flagged else "; faded: not flagged at this threshold"
+    right.image(overlay, caption=f"{METHODS[method]} for 'fractured' (blue: little, red: this image's peak{faded})",
+                width="stretch")
+
+
+def selected_row_ui(item: BatchItem, position: int, threshold: float, bands: TriageBands) -> None:
+    """The clicked row: its verdict and method beside its X-ray and heatmap (stacked on a phone)."""
+    st.subheader("Selected row")
+    about, *pictures = st.columns([2, 3, 3])
+    with about:
+        verdict_ui(item, position, threshold, bands)
+        method = heatmap_method_ui() if item.result is not None else None
+    if method is not None:
+        images_ui(item, position, method, threshold, pictures)
 
 
 def main() -> None:
@@ -132,14 +246,16 @@ def main() -> None:
     threshold = threshold_sidebar()
     uploads = uploads_ui()
     if not uploads:
-        st.info("Results appear here as a table: file, P(fractured) and the verdict at the current threshold.")
+        st.info("Results appear here as a table: file, P(fractured), triage band and the verdict at the "
+                "current threshold; click a row for its heatmap.")
         state.load_classifier()  # now, while the visitor picks files
         return
+    bands = TriageBands.from_thresholds(state.load_thresholds())
     items = classify_ui(uploads)
-    summary_ui(items, threshold)
-    table_ui(items, threshold)
-    csv_ui(items, threshold)
-    heatmap_ui(items)
+    summary_ui(items, threshold, bands)
+    position = table_ui(items, threshold, bands)
+    downloads_ui(items, threshold, bands)
+    selected_row_ui(items[position], position, threshold, bands)
 
 
 main()

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_DIR
 from core.imaging import MAX_FILE_BYTES
+from pages.batch import TABLE_KEY
 from tests.app.page_text import shown
 from tests.corpus import CASES, Reads, Rejected
 
@@ -71,8 +72,11 @@ def test_a_mixed_batch_gives_rows_for_good_files_and_messages_for_bad_ones():
             assert 0.0 <= row["P(fractured)"] <= 1.0, case.name
             assert row["verdict"] in ("Fracture suspected", "No fracture detected"), case.name
     assert any(f"{len(chosen) - len(good)} unreadable" in element.value for element in app.markdown)
-    assert app.selectbox[0].options == good  # only readable files are offered for a heatmap
-    assert len(app.image) == 2
+    for position, case in enumerate(chosen):  # a click on each row: a heatmap for a readable file only
+        app.session_state[TABLE_KEY] = {"selection": {"rows": [position], "columns": [], "cells": []}}
+        app.run()
+        assert not app.exception, case.name
+        assert len(app.image) == (2 if isinstance(case.expected, Reads) else 0), case.name
 
 
 def test_the_upload_limit_is_the_one_core_applies():

@@ -16,6 +16,9 @@
     offers (the JSON report, the CSV, the PNGs), in any log record or on stdout/stderr. The same
     for DICOMs that cannot be read (broken pixel data, a file cut short), whose error message is
     shown, and for ``python -m core.predict`` on such files.
+(c) The PDF reports, made by the Batch page's button and by ``core.pdf_report`` directly from
+    such DICOMs: no value in the text drawn on any page, in any stream once inflated, in the raw
+    file or in its metadata (Title, Author, Creator, …), which holds nothing from the file at all.
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_DIR
+from pages.batch import METHOD_KEY, TABLE_KEY
 from tests.app.media import download_data
 from tests.app.page_text import shown
+from tests.app.test_batch_page import PDF_LABEL, deferred_data, deferred_downloads  # noqa: F401 (a fixture)
+from tests.core.test_pdf_report import pdf_info, pdf_streams, pdf_text
 from tests.corpus import EPS_PREAMBLE, dicom_bytes, tiff_header, with_preamble
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
@@ -184,7 +190,7 @@ def private_tempdir(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def test_uploads_and_downloads_leave_no_file_anywhere(private_tempdir, media_files):
+def test_uploads_and_downloads_leave_no_file_anywhere(private_tempdir, media_files, deferred_downloads):
     classify, batch = AppTest.from_file(APP, default_timeout=TIMEOUT), AppTest.from_file(BATCH, default_timeout=TIMEOUT)
     classify.run()  # warm-up without uploads: imports, model, caches (may create library config files)
     batch.run()
@@ -203,14 +209,18 @@ def test_uploads_and_downloads_leave_no_file_anywhere(private_tempdir, media_fil
         classify.file_uploader[0].set_value(uploads).run()
         classify.selectbox[0].set_value("layercam").run()  # a second heatmap and its download
         batch.file_uploader[0].set_value(uploads).run()
-        batch.selectbox[0].set_value("hand.dcm").run()
+        batch.session_state[TABLE_KEY] = {"selection": {"rows": [2], "columns": [], "cells": []}}  # hand.dcm
+        batch.run()
+        batch.selectbox(key=METHOD_KEY).set_value("layercam").run()  # its second heatmap
+        pdf = deferred_data(batch, PDF_LABEL, deferred_downloads)  # the PDF, as a click makes it
     finally:
         _WriteAudit.active = False
     writes = list(_WriteAudit.events)
 
     assert not classify.exception and not batch.exception
     assert len(classify.get("download_button")) == 2 * len(uploads)  # every download was rendered
-    assert [button.label for button in batch.get("download_button")] == ["Download CSV"]
+    assert [button.label for button in batch.get("download_button")] == ["Download CSV", PDF_LABEL]
+    assert pdf.startswith(b"%PDF-")
     assert len(media_files) >= 2 * len(uploads)  # PNGs and reports went to the in-memory store
     assert writes == [], f"the app tried to write files or start programs: {writes}"
     assert _differences(temp_before, _snapshot(private_tempdir)) == []
@@ -242,13 +252,14 @@ def _assert_no_leak_in_logs_or_output(caplog, capfd, recwarn) -> None:
     assert _leaks(warned) == [], "patient data in a warning"
 
 
-def test_dicom_patient_data_is_never_shown_on_classify(all_logs, capfd, recwarn, media_files):
+def test_dicom_patient_data_is_never_shown_on_classify(all_logs, capfd, recwarn, media_files, deferred_downloads):
     name = "visible_probe_study.dcm"  # the file name IS shown: proof that the search sees the page
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
     app.run()
     app.file_uploader[0].set_value([(name, _dicom(11), "application/dicom")]).run()
     assert not app.exception
-    assert len(app.image) == 2 and len(app.get("download_button")) == 2
+    labels = [button.label for button in app.get("download_button")]
+    assert "Report (JSON)" in labels, labels
 
     page = _page_bytes(app)
     assert "visible_probe_study" in shown(page.decode("utf-8", "replace"))
@@ -257,6 +268,11 @@ def test_dicom_patient_data_is_never_shown_on_classify(all_logs, capfd, recwarn,
     assert json.loads(report)["file_name"] == name
     assert _leaks(report) == []
     assert all(_leaks(data) == [] for data in media_files.values())
+    for button in app.get("download_button"):  # the page's PDF report, whether made on click or at once
+        if "PDF" in button.label:
+            pdf = (deferred_data(app, button.label, deferred_downloads) if button.proto.deferred_file_id
+                   else download_data(app, button.label, media_files))
+            _assert_pdf_holds_no_patient_data(pdf, [name])
     _assert_no_leak_in_logs_or_output(all_logs, capfd, recwarn)
 
 
@@ -309,4 +325,63 @@ def test_predict_cli_prints_no_patient_data(tmp_path, capfd, recwarn, all_logs, 
     assert "study1.dcm" in output and "study2.dcm" in output and "study3.dcm" in output
     assert "P(fractured)" in output or "probability_fractured" in output
     assert _leaks(output) == []
+    _assert_no_leak_in_logs_or_output(all_logs, capfd, recwarn)
+
+
+# --- (c) the PDF reports --------------------------------------------------------------------------
+
+def _assert_pdf_holds_no_patient_data(pdf: bytes, names: list[str]) -> None:
+    """No patient value anywhere in ``pdf``; each of ``names`` is printed on a page, which proves
+    that the search reads the text the pages draw (matplotlib splits it into kerned runs)."""
+    text = pdf_text(pdf)
+    assert all(name in text for name in names), "the file names are printed, so the text is read"
+    assert _leaks(text) == [], "patient data printed on a page"
+    assert _leaks(b"\n".join(pdf_streams(pdf))) == [], "patient data in a stream"
+    assert _leaks(pdf) == [], "patient data in the file"
+    info = pdf_info(pdf)
+    assert {"Title", "Author", "Creator"} <= info.keys()
+    assert _leaks(" ".join(info.values())) == [], "patient data in the PDF's metadata"
+    assert not any(Path(name).stem in value for name in names for value in info.values()), info
+
+
+def test_dicom_patient_data_never_reaches_the_batch_pdf(all_logs, capfd, recwarn, deferred_downloads):
+    names = ["probe_a.dcm", "probe_b.dcm", "probe_broken.dcm", "probe_cut.dcm"]
+    app = AppTest.from_file(BATCH, default_timeout=TIMEOUT)
+    app.run()
+    app.file_uploader[0].set_value([(names[0], _dicom(31), "application/dicom"),
+                                    (names[1], with_preamble(_dicom(32), EPS_PREAMBLE), "application/dicom"),
+                                    (names[2], _broken_pixel_dicom(), "application/dicom"),
+                                    (names[3], _truncated_dicom(), "application/dicom")]).run()
+    assert not app.exception
+    assert list(app.dataframe[0].value["file"]) == names
+
+    pdf = deferred_data(app, PDF_LABEL, deferred_downloads)
+    assert pdf.startswith(b"%PDF-")
+    text = pdf_text(pdf)
+    assert "Unreadable: 2" in text and "Images 1 to 2 of 2" in text  # both readable DICOMs drawn
+    _assert_pdf_holds_no_patient_data(pdf, names)
+    _assert_no_leak_in_logs_or_output(all_logs, capfd, recwarn)
+
+
+def test_dicom_patient_data_never_reaches_a_pdf_made_through_core(all_logs, capfd, recwarn):
+    from datetime import datetime, timezone
+
+    from core.classifier import FractureClassifier
+    from core.overlay import overlay_on_original
+    from core.pdf_report import (BatchReport, ReportContext, UnreadableFile, batch_image, batch_report_pdf,
+                                 image_report, image_report_pdf)
+    from core.triage import TriageBands
+
+    classifier = FractureClassifier.load()
+    thresholds = classifier.thresholds
+    context = ReportContext(thresholds["balanced"], "Balanced", "On the held-out test split: …",
+                            TriageBands.from_thresholds(thresholds), classifier.version, datetime.now(timezone.utc))
+    result = classifier.classify(_dicom(41), heatmap="gradcam").for_display()
+    overlay = overlay_on_original(result.image, result.heatmap, classifier.preprocess_config,
+                                  source_shape=result.source_shape)
+    one = image_report_pdf(image_report("probe_core.dcm", result, overlay, context))
+    _assert_pdf_holds_no_patient_data(one, ["probe_core.dcm"])
+    batch = batch_report_pdf(BatchReport((batch_image("probe_core.dcm", result, overlay, context),),
+                                         (UnreadableFile("probe_gone.dcm", "the DICOM file is cut short"),), context))
+    _assert_pdf_holds_no_patient_data(batch, ["probe_core.dcm", "probe_gone.dcm"])
     _assert_no_leak_in_logs_or_output(all_logs, capfd, recwarn)
