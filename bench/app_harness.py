@@ -39,6 +39,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run")
 VIEWPORT = {"width": 1400, "height": 1000}
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
 LOG_LINES = 200
 STARTUP_TIMEOUT_S = 120.0
 UPLOADER = "input[type=file]"
@@ -48,6 +50,12 @@ SLIDER_INPUT = "[data-testid=stSidebar] [data-testid=stSlider] input[type=range]
 VERDICTS = {text: decision for decision, text in VERDICT_TEXT.items()}  # shown words -> decision
 VERDICT_PATTERN = re.compile("|".join(re.escape(text) for text in VERDICTS))
 
+# Pictures on screen: <img> of st.image fully loaded, and the images a Plotly figure draws in its
+# SVG (the viewer's X-ray, and its heatmap, which Plotly rasterises), once they have a source.
+PICTURES_SHOWN = """() => Array.from(document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img'))
+        .filter(i => i.complete && i.naturalWidth > 0).length
+    + Array.from(document.querySelectorAll('[data-testid=stMain] [data-testid=stPlotlyChart] svg image'))
+        .filter(i => (i.getAttribute('href') || i.getAttribute('xlink:href') || '').length > 0).length"""
 # The verdict alert of every named file (an alert naming the file and saying a verdict; the
 # "does not look like a radiograph" warning names neither), and at least ``images`` pictures
 # fully loaded. One function for the sync and async Playwright APIs alike.
@@ -55,10 +63,8 @@ ANSWER_SHOWN = """({names, verdicts, images}) => {
     const alerts = Array.from(document.querySelectorAll('[data-testid=stAlert]')).map(a => a.innerText);
     const named = names.every(name => alerts.some(text => text.includes(name)
                                                           && verdicts.some(v => text.includes(v))));
-    const loaded = Array.from(document.querySelectorAll('[data-testid=stImage] img'))
-        .filter(i => i.complete && i.naturalWidth > 0).length;
-    return named && loaded >= images;
-}"""
+    return named && (%s)() >= images;
+}""" % PICTURES_SHOWN
 # Streamlit marks its root with the script's state and fades the elements of the previous run
 # (data-stale) until the new run has replaced them.
 APP_IDLE = """() => {
@@ -174,10 +180,10 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
-def new_page(browser, url: str | None = None, *, timeout_ms: int = 120_000):
-    """A page of ``browser`` at the harness's viewport; opened on ``url``, if given, until the
-    app's first run there has ended."""
-    page = browser.new_page(viewport=VIEWPORT)
+def new_page(browser, url: str | None = None, *, timeout_ms: int = 120_000, viewport: dict | None = None):
+    """A page of ``browser`` (at ``viewport``, the harness's by default); opened on ``url``, if
+    given, until the app's first run there has ended."""
+    page = browser.new_page(viewport=viewport or VIEWPORT)
     if url is not None:
         page.goto(url, timeout=timeout_ms)
         wait_for_idle(page, timeout_ms)
@@ -238,13 +244,65 @@ def exceptions_shown(page) -> int:
     return page.locator("[data-testid=stException]").count()
 
 
+# Records, from before a click, whether the app has started a run since: a wait for idle right
+# after the click could otherwise end before the click's run began, on the previous page.
+WATCH_FOR_RUN = """() => {
+    const app = document.querySelector('[data-testid=stApp]');
+    window.__harnessRunSeen = false;
+    if (window.__harnessRunWatcher) window.__harnessRunWatcher.disconnect();
+    window.__harnessRunWatcher = new MutationObserver(records => {
+        if (app.dataset.testScriptState !== 'notRunning'
+            || records.some(record => record.oldValue !== 'notRunning')) window.__harnessRunSeen = true;
+    });
+    window.__harnessRunWatcher.observe(app, {attributes: true, attributeOldValue: true,
+                                             attributeFilter: ['data-test-script-state']});
+}"""
+# A collapsed sidebar is moved off screen, to the left, and has no width.
+SIDEBAR_OPEN = """() => { const rect = document.querySelector('[data-testid=stSidebar]').getBoundingClientRect();
+    return rect.left >= 0 && rect.width > 0; }"""
+RAN_AND_IDLE = f"() => window.__harnessRunSeen === true && ({APP_IDLE})()"
+
+
 def open_from_sidebar(page, title: str, *, timeout_ms: int = 60_000) -> None:
-    """Clicks the sidebar's navigation link titled ``title`` (as a person would) and waits for the run."""
+    """Clicks the sidebar's navigation link titled ``title`` (as a person would) and waits until
+    the run that the click started has ended."""
     links = page.locator("[data-testid=stSidebarNav] [data-testid=stSidebarNavLink]")
     link = links.filter(has=page.get_by_text(title, exact=True))
+    if not sidebar_open(page):
+        # A phone starts with the sidebar collapsed (moved off screen): open it as a person would.
+        page.locator("[data-testid=stExpandSidebarButton]").click(timeout=timeout_ms)
+        page.wait_for_function(SIDEBAR_OPEN, timeout=timeout_ms)
+        page.wait_for_timeout(400)  # its sliding animation (no event marks its end)
+    page.evaluate(WATCH_FOR_RUN)
     link.click(timeout=timeout_ms)
-    page.wait_for_timeout(100)  # let the click's rerun start before waiting for it to end
-    wait_for_idle(page, timeout_ms)
+    page.wait_for_function(RAN_AND_IDLE, timeout=timeout_ms, polling=50)
+
+
+def sidebar_open(page) -> bool:
+    return page.evaluate(SIDEBAR_OPEN)
+
+
+def results_text(page) -> list[str]:
+    """The text of each shown element of the main column but its uploaders and buttons; a table's cells
+    (from the grid's accessible copy: the grid itself is drawn on a canvas) joined by "|".
+
+    What a page shows about its uploads (verdicts, probabilities, captions, tables), without what
+    depends on the uploader widget itself: Streamlit draws a new, empty uploader on each visit.
+    """
+    return page.evaluate("""() => Array.from(document.querySelectorAll(
+            '[data-testid=stMain] [data-testid=stElementContainer]'))
+        .filter(e => e.getClientRects().length > 0  // not hidden (the compact threshold on a wide screen)
+            && !e.querySelector('[data-testid=stElementContainer], [data-testid=stFileUploader], '
+                                + '[data-testid=stButton], [data-testid=stDownloadButton]'))
+        .map(e => {
+            const cells = Array.from(e.querySelectorAll('[role=columnheader], [role=gridcell]'));
+            return (cells.length ? cells.map(c => c.innerText.trim()).join('|') : e.innerText).trim();
+        }).filter(text => text.length > 0)""")
+
+
+def loaded_images(page) -> int:
+    """How many pictures of the main column are on screen (see :data:`PICTURES_SHOWN`)."""
+    return page.evaluate(PICTURES_SHOWN)
 
 
 def sidebar_links(page) -> list[str]:
@@ -269,14 +327,28 @@ def preset_buttons(page) -> list:
     return page.locator("[data-testid=stSidebar] [data-testid=stButton] button").filter(visible=True).all()
 
 
+COMPACT_THRESHOLD = ".st-key-compact-threshold"  # the threshold controls atop the page, for phones
+
+
+def compact_preset_buttons(page) -> list:
+    """The preset buttons of the compact threshold control (open it first: :func:`open_compact_threshold`)."""
+    return page.locator(f"{COMPACT_THRESHOLD} [data-testid=stButton] button").filter(visible=True).all()
+
+
+def open_compact_threshold(page, timeout_ms: int = 30_000) -> None:
+    page.locator(f"{COMPACT_THRESHOLD} summary").click(timeout=timeout_ms)
+    page.locator(f"{COMPACT_THRESHOLD} [data-testid=stSlider]").wait_for(state="visible", timeout=timeout_ms)
+
+
 def choose_preset(page, index: int, expected: float, *, tolerance: float = 6e-4,
-                  timeout_ms: int = 60_000) -> float:
-    """Clicks the ``index``-th preset button and waits until the slider shows ``expected`` (within
-    ``tolerance``: the slider shows its value snapped to its 0.001 step) and the run has ended.
+                  timeout_ms: int = 60_000, buttons: list | None = None) -> float:
+    """Clicks the ``index``-th preset button (of the sidebar's, or of ``buttons``) and waits until
+    the sidebar's slider shows ``expected`` (within ``tolerance``: the slider shows its value
+    snapped to its 0.001 step) and the run has ended.
 
     Returns the slider's value; a timeout means the button set another threshold.
     """
-    preset_buttons(page)[index].click(timeout=timeout_ms)
+    (buttons or preset_buttons(page))[index].click(timeout=timeout_ms)
     page.wait_for_function(
         "([selector, expected, tolerance]) => { const s = document.querySelector(selector);"
         " return s !== null && Math.abs(Number(s.getAttribute('value')) - expected) <= tolerance; }",
@@ -290,10 +362,10 @@ def upload_to_answer_seconds(page, url: str, images: list[Path]) -> list[float]:
     seconds = []
     for image in images:
         page.goto(url, timeout=60_000)
-        app_harness.wait_for_uploader(page)
+        wait_for_uploader(page)
         page.wait_for_timeout(500)  # let the page settle before the clock starts
         started = time.perf_counter()
-        app_harness.upload(page, image)
-        app_harness.wait_for_verdicts(page, [image.name], images=2)
+        upload(page, image)
+        wait_for_verdicts(page, [image.name], images=2)
         seconds.append(time.perf_counter() - started)
     return seconds

@@ -94,7 +94,14 @@ class SessionResult:
                 and self.started_at_expected_threshold
                 and self.shown_probability == self.expected_probability
                 and self.upload.name in (self.shown_text or "")
-                and (self.shown_text or "").startswith(self.expected_verdict))
+                and self.shown_verdicts == [self.expected_verdict])
+
+    @property
+    def shown_verdicts(self) -> list[str]:
+        """The verdict words in the alert (it opens with the triage band, then says the verdict)."""
+        from core.export import VERDICT_TEXT
+
+        return [text for text in VERDICT_TEXT.values() if text in (self.shown_text or "")]
 
 
 @dataclass

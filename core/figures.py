@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 CLASS_LABELS = ("not fractured", "fractured")
+SEVERAL_REGIONS = "Several regions"  # the "mixed" group: images of more than one body region
 FIGSIZE = (5.0, 4.0)
 
 
@@ -27,6 +28,23 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained")
+
+
+def _percent_axes(axes) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    axes.xaxis.set_major_formatter(PercentFormatter(1.0))
+    axes.yaxis.set_major_formatter(PercentFormatter(1.0))
+
+
+def subgroup_label(name: str) -> str:
+    """A subgroup as a reader names it: "region=hand" -> "Hand", "hardware=with" -> "With implant"."""
+    key, _, value = name.partition("=")
+    if key == "region":
+        return SEVERAL_REGIONS if value == "mixed" else value.capitalize()
+    if key == "hardware":
+        return {"with": "With implant", "without": "Without implant"}.get(value, name)
+    return name
 
 
 def auroc_text(report: dict) -> str:
@@ -48,9 +66,12 @@ def roc_figure(metrics: dict, split: str, threshold_point: dict | None = None) -
     if threshold_point is not None and threshold_point["specificity"] is not None \
             and threshold_point["sensitivity"] is not None:
         axes.plot([1 - threshold_point["specificity"]], [threshold_point["sensitivity"]], "o",
-                  color="tab:red", ms=9, label=f"threshold {threshold_point['threshold']:.3f}")
+                  color="tab:red", ms=9, label=f"threshold {threshold_point['threshold']:.3f}: sensitivity "
+                                              f"{100 * threshold_point['sensitivity']:.1f}%, specificity "
+                                              f"{100 * threshold_point['specificity']:.1f}%")
     axes.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity (false-positive rate)",
              ylabel="sensitivity (true-positive rate)", title=f"ROC curve ({split} split)")
+    _percent_axes(axes)
     axes.legend(loc="lower right", fontsize="small")
     axes.grid(alpha=0.3)
     return figure
@@ -75,24 +96,32 @@ def confusion_figure(point: dict) -> Figure:
 
 
 def calibration_figure(metrics: dict, split: str) -> Figure:
-    """Reliability diagram: observed fraction fractured against mean P(fractured), per bin."""
+    """Reliability diagram: observed fraction fractured against mean P(fractured), per bin, in
+    percent; below it, how many images each bin holds (bars, not labels on the curve, which
+    overlapped where the bins crowd together)."""
+    from matplotlib.ticker import PercentFormatter
+
     report = metrics["splits"][split]
     bins = [entry for entry in report["reliability"] if entry["count"]]
-    figure = _new_figure(FIGSIZE)
-    axes = figure.add_subplot()
+    figure = _new_figure((5.0, 4.6))
+    axes, counts = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     axes.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
     axes.plot([entry["mean_predicted"] for entry in bins], [entry["fraction_positive"] for entry in bins],
               "o-", color="tab:blue", label="model (one point per bin)")
-    for entry in bins:
-        axes.annotate(f"n={entry['count']}", (entry["mean_predicted"], entry["fraction_positive"]),
-                      textcoords="offset points", xytext=(4, -10), fontsize=7, color="dimgrey",
-                      annotation_clip=False)
     ece = report.get("ece")
-    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted P(fractured)",
-             ylabel="observed fraction fractured",
-             title=f"Calibration ({split} split), ECE = {'–' if ece is None else f'{ece:.3f}'}")
+    axes.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed fractured",
+             title=f"Calibration ({split} split), ECE = {'–' if ece is None else f'{100 * ece:.1f}%'}")
+    axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.legend(loc="upper left", fontsize="small")
     axes.grid(alpha=0.3)
+    lows = [entry["bin_low"] for entry in report["reliability"]]
+    widths = [entry["bin_high"] - entry["bin_low"] for entry in report["reliability"]]
+    heights = [entry["count"] for entry in report["reliability"]]
+    bars = counts.bar(lows, heights, width=widths, align="edge", color="tab:blue", alpha=0.35, edgecolor="white")
+    counts.bar_label(bars, labels=[str(count) if count else "" for count in heights], fontsize=7, padding=1)
+    counts.set(ylim=(0, max(heights, default=1) * 1.35), xlabel="mean predicted P(fractured)", ylabel="images")
+    counts.xaxis.set_major_formatter(PercentFormatter(1.0))
+    counts.set_yticks([])
     return figure
 
 
@@ -130,7 +159,8 @@ def _subgroup_mask(name: str, rows: list[dict]) -> np.ndarray:
 
 
 def subgroup_rows(metrics: dict, split: str, threshold: float, probability_rows: list[dict]) -> list[dict]:
-    """One table row per subgroup: size, AUROC with CI, and sensitivity/specificity at ``threshold``.
+    """One table row per subgroup: its key ("region=hand") and label ("Hand"), size, AUROC with CI,
+    and sensitivity/specificity at ``threshold`` (None where the group holds no fractures or no normals).
 
     AUROC comes from ``metrics.json``; sensitivity and specificity are recounted from the stored
     probabilities, because ``metrics.json`` holds only the three preset thresholds.
@@ -142,7 +172,7 @@ def subgroup_rows(metrics: dict, split: str, threshold: float, probability_rows:
     for name, report in metrics["splits"][split]["subgroups"].items():
         mask = _subgroup_mask(name, rows)
         point = operating_point(labels[mask], probabilities[mask], threshold)
-        table.append({"subgroup": name, "images": int(mask.sum()), "fractured": int(labels[mask].sum()),
-                      "AUROC (95% CI)": auroc_text(report), "sensitivity": point["sensitivity"],
-                      "specificity": point["specificity"]})
+        table.append({"subgroup": name, "group": subgroup_label(name), "images": int(mask.sum()),
+                      "fractured": int(labels[mask].sum()), "AUROC (95% CI)": auroc_text(report),
+                      "sensitivity": point["sensitivity"], "specificity": point["specificity"]})
     return table

@@ -1,8 +1,13 @@
-"""About: the model card, the data set's attribution and how to retrain, inside the app."""
+"""About: for a clinician first, in one screen (what it is, how to read it, the data and the
+limits); the model card and the retrain commands below, folded away."""
 
 import streamlit as st
 
+from core.heldout import describe_costs
+from core.thresholds import PRESETS
+from core.triage import BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands
 from pages import state
+from pages.state import APP_START_PRESET
 
 CITATION = ("Abedeen I, Rahman MA, Prottyasha FZ, Ahmed T, Chowdhury TM, Shatabda S. *FracAtlas: A Dataset "
             "for Fracture Classification, Localization and Segmentation of Musculoskeletal Radiographs.* "
@@ -18,6 +23,17 @@ RETRAIN = """\
 # the model study (each run in runs/NAME/, the table in runs/study.md)
 .venv/bin/python -m training.study --data-dir ../shared/datasets/fracatlas
 """
+LIMITS = (
+    "**Tested on one data set only**: three hospitals in Bangladesh. Other hospitals, scanners, "
+    "children and other body parts are untested, and likely worse.",
+    "**Implants**: every test image with an implant is fractured, so the model may answer "
+    "\"fracture\" for the implant. Look at the heatmap of any image with hardware.",
+    "**Small and subtle fractures**: the network sees the image at 192 px; hairline fractures, and "
+    "many in the hand, may be missed.",
+    "**Image level only**: one probability per image. The heatmap is not a fracture finder.",
+    "**PPV and NPV depend on prevalence**: FracAtlas has about 1 fractured image in 6; where "
+    "fractures are rarer, more of the alarms are false.",
+)
 
 
 def disclaimer_ui() -> None:
@@ -26,33 +42,71 @@ def disclaimer_ui() -> None:
                "A radiologist reads the image.", icon="⚠️")
 
 
-def data_ui() -> None:
-    st.subheader("Data: FracAtlas")
-    st.markdown("Trained and evaluated on FracAtlas (4,073 musculoskeletal radiographs from three hospitals "
-                "in Bangladesh), licensed under [CC BY 4.0](https://creativecommons.org/licenses/by/4.0/). "
-                f"Please cite:\n\n> {CITATION}")
+def what_it_is_ui(metrics: dict, default_costs: str) -> None:
+    test = metrics["splits"]["test"]
+    auroc = test["auroc"]
+    st.markdown(f"A convolutional neural network reads one bone X-ray (hand, leg, hip or shoulder) and gives the "
+                f"probability of a fracture, a triage band and a heatmap of where it looked. On "
+                f"{test['n']} held-out test radiographs it ranks a fractured image above a normal one "
+                f"{100 * auroc['auroc']:.0f}% of the time (AUROC {auroc['auroc']:.3f}); at the default "
+                f"threshold it {default_costs}.")
 
 
-def retrain_ui() -> None:
-    st.subheader("How to retrain")
-    st.markdown("From the project folder, with the FracAtlas images in `../shared/datasets/fracatlas` "
-                "(`python -m training.fracatlas_split /path/to/FracAtlas` rebuilds our split from the "
-                "official download):")
-    st.code(RETRAIN, language="bash")
+def how_to_read_ui(bands: TriageBands, localisation: dict | None) -> None:
+    st.subheader("How to read a result")
+    verdict, threshold, heatmap = st.columns(3)
+    verdict.markdown(
+        f"**The verdict** comes in three bands, set on the validation split: "
+        f":green[**{BAND_TEXT[NO_FRACTURE_BAND]}**] below P = {bands.doubt_from:.3f}, "
+        f":orange[**{BAND_TEXT[DOUBT_BAND]}**] in between (look closely), "
+        f":red[**{BAND_TEXT[FRACTURE_BAND]}**] from P = {bands.fracture_from:.3f}.")
+    threshold.markdown(
+        "**The threshold** (in the sidebar; on a phone, under *Decision threshold* at the top) makes the "
+        "yes/no call: at or above it, a fracture is suspected. "
+        f"Lower catches more fractures and raises more false alarms. Presets: "
+        + ", ".join(f"*{preset.label.lower()}*" for preset in PRESETS) + ".")
+    found = (f" Its peak fell inside the radiologists' box on {localisation['peak_inside_box']} of "
+             f"{localisation['n_images']} test fractures." if localisation else "")
+    heatmap.markdown("**The heatmap** shows what drove the score, scaled to each image's own peak: red is "
+                     f"where the network looked most, not a finding.{found}")
 
 
-def model_card_ui(model_card: str) -> None:
+def data_and_limits_ui() -> None:
+    data, limits = st.columns([2, 3])
+    with data:
+        st.subheader("Data")
+        st.markdown("Trained and evaluated on FracAtlas: 4,073 musculoskeletal radiographs from three hospitals "
+                    "in Bangladesh, labelled by radiologists, under "
+                    f"[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/). Please cite:\n\n> {CITATION}")
+    with limits:
+        st.subheader("Limits")
+        st.markdown("\n".join(f"- {limit}" for limit in LIMITS))
+
+
+def developer_ui(model_card: str) -> None:
+    """The model card and the retrain commands, folded away below the clinician's screen."""
     st.divider()
-    st.markdown(model_card)
+    with st.expander("Model card: architecture, training, every figure (for developers)",
+                     icon=":material/description:"):
+        st.markdown(model_card)
+    with st.expander("How to retrain", icon=":material/terminal:"):
+        st.markdown("From the project folder, with the FracAtlas images in `../shared/datasets/fracatlas` "
+                    "(`python -m training.fracatlas_split /path/to/FracAtlas` rebuilds our split from the "
+                    "official download):")
+        st.code(RETRAIN, language="bash")
 
 
 def main() -> None:
     state.use_app_navigation()
     st.title("About this model")
     disclaimer_ui()
-    data_ui()
-    retrain_ui()
-    model_card_ui(state.load_model_card())
+    thresholds = state.load_thresholds()
+    metrics = state.load_metrics()
+    default = state.load_held_out("test").at_threshold(thresholds[APP_START_PRESET])
+    what_it_is_ui(metrics, describe_costs(default))
+    how_to_read_ui(TriageBands.from_thresholds(thresholds), metrics.get("localisation"))
+    data_and_limits_ui()
+    developer_ui(state.load_model_card())
 
 
 main()

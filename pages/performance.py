@@ -23,7 +23,10 @@ def heading_ui() -> None:
 
 
 def split_ui() -> str:
-    return st.radio("Split", list(SPLITS), format_func=SPLITS.get, horizontal=True, key=state.SPLIT_KEY)
+    """The split this page shows; the sidebar's figures follow it, on every page."""
+    return st.radio("Split", list(SPLITS), format_func=SPLITS.get, horizontal=True,
+                    help="The sidebar's sensitivity, specificity, PPV and NPV follow this choice.",
+                    **state.bind_split_radio())
 
 
 def headline_ui(report: dict, point: dict, split: str, threshold: float) -> None:
@@ -51,13 +54,22 @@ def curves_ui(metrics: dict, split: str, point: dict) -> None:
 
 def subgroups_ui(metrics: dict, split: str, threshold: float, probability_rows: list[dict]) -> None:
     st.subheader("By body region and orthopaedic hardware")
-    table = pd.DataFrame(subgroup_rows(metrics, split, threshold, probability_rows))
-    st.dataframe(table.rename(columns={"sensitivity": f"sensitivity @ {threshold:.3f}",
-                                       "specificity": f"specificity @ {threshold:.3f}"}),
+    st.dataframe(subgroup_table(subgroup_rows(metrics, split, threshold, probability_rows), threshold),
                  hide_index=True, width="stretch")
-    st.caption("Multi-region images form the 'mixed' group. Every test image with hardware is fractured, so "
-               "the model can score well there by spotting the implant; its specificity is undefined. "
-               "Hips and shoulders hold two fractures each: too few to judge.")
+    st.caption("Images of more than one body region form the 'Several regions' group. Every test image with "
+               "an implant is fractured, so the model can score well there by spotting the implant, and its "
+               "specificity cannot be measured. Hips and shoulders hold two fractures each: too few to judge.")
+
+
+def subgroup_table(rows: list[dict], threshold: float) -> pd.DataFrame:
+    """The subgroup rows as shown: readable group names, percentages, and a reason instead of a
+    blank where a group has no fractures or no normals."""
+    return pd.DataFrame([{
+        "Group": row["group"], "Images": row["images"], "Fractured": row["fractured"],
+        "AUROC (95% CI)": row["AUROC (95% CI)"],
+        f"Sensitivity at {threshold:.3f}": percent(row["sensitivity"], missing="– (no fractures)"),
+        f"Specificity at {threshold:.3f}": percent(row["specificity"], missing="– (no normals)"),
+    } for row in rows])
 
 
 def calibration_ui(metrics: dict, split: str, history: list[dict], metadata: dict) -> None:

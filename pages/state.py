@@ -23,7 +23,10 @@ from core.thresholds import OperatingThresholds
 
 THRESHOLD_KEY = "threshold"  # the exact decision threshold every page decides with
 SLIDER_KEY = "threshold_slider"  # the slider's own value: shows the threshold, sets it when moved
-SPLIT_KEY = "performance_split"  # the split the Model performance page shows
+PHONE_SLIDER_KEY = "threshold_slider_compact"  # the same threshold, at the top of the page (phones)
+SPLIT_KEY = "performance_split"  # the Model performance page's split radio
+HELD_OUT_SPLIT_KEY = "held_out_split"  # the split it shows, which the sidebar's figures follow too
+HELD_OUT_SPLITS = ("test", "val")
 APP_START_PRESET = "screening"  # a missed fracture costs more than a false alarm
 MODEL_CARD = PROJECT_DIR / "docs" / "model-card.md"
 
@@ -49,19 +52,44 @@ def set_threshold(value: float) -> None:
     st.session_state[THRESHOLD_KEY] = value
 
 
-def _take_slider_value() -> None:
-    set_threshold(st.session_state[SLIDER_KEY])
-
-
-def bind_threshold_slider() -> dict:
-    """``key`` and ``on_change`` of the threshold slider, its value first set to the exact threshold.
+def bind_threshold_slider(key: str = SLIDER_KEY) -> dict:
+    """``key`` and ``on_change`` of a threshold slider, its value first set to the exact threshold.
 
     The slider is a new widget on each page (Streamlit's widget ids include the page) and holds
     multiples of its step, so the exact threshold lives under its own key: the slider is set
-    from it on every run and replaces it only when the user moves it.
+    from it on every run and replaces it only when the user moves it. Two sliders (the sidebar's
+    and the compact one for phones) share the threshold this way.
     """
-    st.session_state[SLIDER_KEY] = threshold()
-    return {"key": SLIDER_KEY, "on_change": _take_slider_value}
+    st.session_state[key] = threshold()
+    return {"key": key, "on_change": _take_slider_value, "args": (key,)}
+
+
+def _take_slider_value(key: str = SLIDER_KEY) -> None:
+    set_threshold(st.session_state[key])
+
+
+# --- the held-out split the figures are about ------------------------------------------------------
+
+def held_out_split() -> str:
+    """The split the Model performance page shows and the sidebar's figures follow ("test" at first)."""
+    return st.session_state.get(HELD_OUT_SPLIT_KEY, HELD_OUT_SPLITS[0])
+
+
+def set_held_out_split(split: str) -> None:
+    if split not in HELD_OUT_SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join(HELD_OUT_SPLITS)}")
+    st.session_state[HELD_OUT_SPLIT_KEY] = split
+
+
+def bind_split_radio() -> dict:
+    """``key`` and ``on_change`` of the split radio: like the threshold, the choice outlives the
+    widget, which Streamlit forgets when the user opens another page."""
+    st.session_state[SPLIT_KEY] = held_out_split()
+    return {"key": SPLIT_KEY, "on_change": _take_split_choice}
+
+
+def _take_split_choice() -> None:
+    set_held_out_split(st.session_state[SPLIT_KEY])
 
 
 # --- the session's uploads -----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Pieces of layout more than one page draws: the threshold sidebar and text shown as typed."""
+"""Pieces of layout more than one page draws: the threshold controls (sidebar, and compact for
+phones), the triage band strip, and text shown as typed."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import re
 import streamlit as st
 
 from core.heldout import describe_costs
-from core.thresholds import PRESETS
+from core.thresholds import PRESETS, OperatingThresholds
+from core.triage import BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands
 from pages import state
 
 SLIDER_LABEL = "P(fractured) at or above this is called a fracture"
+SPLIT_NAMES = {"test": "held-out test split", "val": "val split (it chose the thresholds)"}
+BAND_COLOURS = {NO_FRACTURE_BAND: "#2e7d32", DOUBT_BAND: "#f0a30a", FRACTURE_BAND: "#c62828"}
+COMPACT_CONTAINER_KEY = "compact-threshold"
+PHONE_MAX_WIDTH_PX = 768  # up to this width Streamlit starts with the sidebar collapsed
 
 # Every ASCII character that CommonMark, Streamlit's colour/icon directives (":red[…]",
 # ":material/…:") or its LaTeX ("$…$") give a meaning; a backslash makes each one literal.
@@ -23,39 +29,88 @@ def markdown_literal(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
-def percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+def percent(value: float | None, missing: str = "–") -> str:
+    """"88.3%"; ``missing`` where the figure is undefined (no case to count it on)."""
+    return missing if value is None else f"{100 * value:.1f}%"
 
 
 def threshold_sidebar() -> float:
-    """The decision threshold (presets and slider) and what it costs on the test split.
+    """The decision threshold (presets, slider, triage bands) and what it costs on the split the
+    Model performance page shows; on a phone, where the sidebar starts collapsed, the same
+    controls in a compact expander at the top of the page.
 
     Returns:
         The session's threshold, unrounded: a preset's stored value or the slider's.
     """
     thresholds = state.load_thresholds()
     current = state.threshold()
-    active = thresholds.preset_at(current)
-    st.sidebar.subheader("Decision threshold")
-    for preset in PRESETS:
-        value = thresholds[preset.name]
-        st.sidebar.button(f"{preset.label} · {value:.3f}", key=f"preset-{preset.name}",
-                          help=preset.rule[:1].upper() + preset.rule[1:], on_click=state.set_threshold,
-                          args=(value,), type="primary" if preset.name == active else "secondary",
-                          width="stretch")
-    st.sidebar.slider(SLIDER_LABEL, 0.0, 1.0, step=0.001, format="%.3f", **state.bind_threshold_slider())
-    active_label = next((preset.label for preset in PRESETS if preset.name == active), None)
-    st.sidebar.markdown(f"Preset: **{active_label}**" if active_label else "Custom threshold (no preset)")
-    held_out_costs_ui(current)
+    bands = TriageBands.from_thresholds(thresholds)
+    with st.sidebar:
+        st.subheader("Decision threshold")
+        threshold_controls_ui(thresholds, current, bands, key_prefix="", slider_key=state.SLIDER_KEY)
+        held_out_costs_ui(current)
+    compact_threshold_ui(thresholds, current, bands)
     return current
 
 
-def held_out_costs_ui(threshold: float) -> None:
-    point = state.load_held_out().at_threshold(threshold)
-    st.sidebar.markdown(f"**On the held-out test split** ({point['n_positive'] + point['n_negative']} images):")
+def threshold_controls_ui(thresholds: OperatingThresholds, current: float, bands: TriageBands, *,
+                          key_prefix: str, slider_key: str) -> None:
+    """The preset buttons (the active one highlighted), the slider, the band strip and the preset's
+    name; ``key_prefix`` and ``slider_key`` keep the widgets of two copies apart."""
+    active = thresholds.preset_at(current)
+    for preset in PRESETS:
+        value = thresholds[preset.name]
+        st.button(f"{preset.label} · {value:.3f}", key=f"{key_prefix}preset-{preset.name}",
+                  help=preset.rule[:1].upper() + preset.rule[1:], on_click=state.set_threshold,
+                  args=(value,), type="primary" if preset.name == active else "secondary", width="stretch")
+    st.slider(SLIDER_LABEL, 0.0, 1.0, step=0.001, format="%.3f", **state.bind_threshold_slider(slider_key))
+    st.markdown(band_strip_html(bands, current), unsafe_allow_html=True)
+    active_label = next((preset.label for preset in PRESETS if preset.name == active), None)
+    st.markdown(f"Active preset: **{active_label}**" if active_label else "Custom threshold (no preset)")
+
+
+def compact_threshold_ui(thresholds: OperatingThresholds, current: float, bands: TriageBands) -> None:
+    """The threshold controls in a collapsed expander above the page's content, shown on narrow
+    screens only (CSS): the phone's sidebar would cover the result while open."""
+    with st.container(key=COMPACT_CONTAINER_KEY):
+        with st.expander("Decision threshold", icon=":material/tune:"):
+            threshold_controls_ui(thresholds, current, bands, key_prefix="compact-",
+                                  slider_key=state.PHONE_SLIDER_KEY)
+            point = state.load_held_out(state.held_out_split()).at_threshold(current)
+            st.caption(f"On the {SPLIT_NAMES[state.held_out_split()]}: {describe_costs(point)}.")
+    st.html(f"<style>@media (min-width: {PHONE_MAX_WIDTH_PX + 1}px) "
+            f"{{ .st-key-{COMPACT_CONTAINER_KEY} {{ display: none; }} }}</style>")
+
+
+def band_strip_html(bands: TriageBands, threshold: float) -> str:
+    """A thin strip of the three triage bands over P(fractured) 0..1, the threshold marked on it,
+    the band edges written under their places and a one-line key (plain HTML: nothing for the
+    server to draw or the browser to load)."""
+    low, high, marker = (100 * value for value in (bands.doubt_from, bands.fracture_from, threshold))
+    colours = (f"{BAND_COLOURS[NO_FRACTURE_BAND]} 0 {low:.2f}%, {BAND_COLOURS[DOUBT_BAND]} {low:.2f}% {high:.2f}%, "
+               f"{BAND_COLOURS[FRACTURE_BAND]} {high:.2f}% 100%")
+    edges = "".join(f'<span style="position:absolute;left:{position:.2f}%;transform:translateX(-50%)">{value:.3f}'
+                    f'</span>' for position, value in ((low, bands.doubt_from), (high, bands.fracture_from)))
+    key = " ".join(f'<span style="color:{BAND_COLOURS[band]}">■</span>&nbsp;{BAND_TEXT[band].lower()}'
+                   for band in (NO_FRACTURE_BAND, DOUBT_BAND, FRACTURE_BAND))
+    return (f'<div title="Triage bands, chosen on val; the black mark is your threshold" '
+            f'style="position:relative;height:8px;margin:-0.6rem 0 0 0;border-radius:4px;'
+            f'background:linear-gradient(to right, {colours})">'
+            f'<div style="position:absolute;left:calc({marker:.2f}% - 1.5px);top:-4px;width:3px;height:16px;'
+            f'background:#111;border-radius:1px"></div></div>'
+            f'<div style="position:relative;height:1.1rem;font-size:0.7rem;opacity:0.8">{edges}</div>'
+            f'<div style="font-size:0.75rem;opacity:0.85">Bands: {key}</div>')
+
+
+def held_out_costs_ui(threshold: float, split: str | None = None) -> None:
+    """Sensitivity, specificity, PPV and NPV at ``threshold`` on ``split`` (the split the Model
+    performance page shows, by default), in the sidebar, naming the split."""
+    split = split or state.held_out_split()
+    point = state.load_held_out(split).at_threshold(threshold)
+    st.sidebar.markdown(f"**On the {SPLIT_NAMES[split]}** ({point['n_positive'] + point['n_negative']} images):")
     left, right = st.sidebar.columns(2)
-    left.metric("Sensitivity", percent(point["sensitivity"]))
-    right.metric("Specificity", percent(point["specificity"]))
-    left.metric("PPV", percent(point["ppv"]))
-    right.metric("NPV", percent(point["npv"]))
+    left.metric("Sensitivity", percent(point["sensitivity"]), help="Fractures called a fracture")
+    right.metric("Specificity", percent(point["specificity"]), help="Normals called normal")
+    left.metric("PPV", percent(point["ppv"]), help="Of the images called a fracture, how many are")
+    right.metric("NPV", percent(point["npv"]), help="Of the images called normal, how many are")
     st.sidebar.caption(describe_costs(point).capitalize() + ".")  # the sidebar's last caption (tests/e2e)

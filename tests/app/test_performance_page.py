@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import METRICS_FILENAME, MODELS_DIR, PROJECT_DIR
 from core.artifacts import load_held_out, load_thresholds
-from pages.state import SPLIT_KEY, THRESHOLD_KEY
+from pages.state import HELD_OUT_SPLIT_KEY, SPLIT_KEY, THRESHOLD_KEY
 
 PAGE = str(PROJECT_DIR / "pages" / "performance.py")
 METRICS = json.loads((MODELS_DIR / METRICS_FILENAME).read_text())
@@ -49,7 +49,7 @@ def test_the_session_threshold_drives_the_figures(app):
     assert _metric(app, "Sensitivity") == f"{100 * point['sensitivity']:.1f}%"
     assert _metric(app, "NPV") == f"{100 * point['npv']:.1f}%"
     assert any(f"{point['tp']} of {point['n_positive']}" == caption.value for caption in app.caption)
-    assert "sensitivity @ 0.500" in app.dataframe[0].value.columns
+    assert "Sensitivity at 0.500" in app.dataframe[0].value.columns
 
 
 def test_switching_to_val(app):
@@ -59,3 +59,33 @@ def test_switching_to_val(app):
     assert _metric(app, "AUROC") == f"{val['auroc']['auroc']:.3f}"
     screening = val["operating_points"]["screening"]
     assert _metric(app, "Sensitivity") == f"{100 * screening['sensitivity']:.1f}%"
+
+
+def _sidebar_text(app: AppTest) -> str:
+    return " ".join(block.value for block in app.sidebar.markdown)
+
+
+def test_the_sidebar_figures_follow_the_split_the_page_shows(app):
+    assert "held-out test split" in _sidebar_text(app)
+    app.radio(key=SPLIT_KEY).set_value("val").run()
+    assert not app.exception
+    assert app.session_state[HELD_OUT_SPLIT_KEY] == "val"
+    val = load_held_out(split="val").at_threshold(load_thresholds()["screening"])
+    assert f"val split" in _sidebar_text(app) and "held-out test split" not in _sidebar_text(app)
+    assert f"({val['n_positive'] + val['n_negative']} images)" in _sidebar_text(app)
+    sidebar_metrics = {metric.label: metric.value for metric in app.sidebar.metric}
+    assert sidebar_metrics["Sensitivity"] == f"{100 * val['sensitivity']:.1f}%"
+    assert sidebar_metrics["NPV"] == f"{100 * val['npv']:.1f}%"
+
+
+def test_the_subgroup_table_reads_as_text_for_a_clinician(app):
+    table = app.dataframe[0].value
+    groups = list(table["Group"])
+    assert "Hand" in groups and "With implant" in groups and "Several regions" in groups
+    assert not any("=" in group for group in groups)
+    cells = [str(value) for column in table.columns for value in table[column]]
+    assert not any(cell in ("None", "nan", "NaN", "") for cell in cells), cells
+    for column in (name for name in table.columns if name.startswith(("Sensitivity", "Specificity"))):
+        assert all(cell.endswith("%") or cell.startswith("– (no ") for cell in table[column]), list(table[column])
+    implant = table[table["Group"] == "With implant"].iloc[0]
+    assert implant[next(name for name in table.columns if name.startswith("Specificity"))] == "– (no normals)"

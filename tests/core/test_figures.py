@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from core.artifacts import load_held_out, load_history, load_metrics, load_probability_rows
-from core.figures import (calibration_figure, confusion_figure, roc_figure, subgroup_rows,
+from core.figures import (calibration_figure, confusion_figure, roc_figure, subgroup_label, subgroup_rows,
                           training_figure)
 from core.metrics import operating_point
 
@@ -55,7 +56,53 @@ def test_calibration_plots_the_reliability_bins_with_ece_in_the_title(metrics):
     diagonal, model = axes.lines
     np.testing.assert_allclose(diagonal.get_xydata(), [[0, 0], [1, 1]])
     np.testing.assert_allclose(model.get_ydata(), [entry["fraction_positive"] for entry in bins])
-    assert f"{metrics['splits']['test']['ece']:.3f}" in axes.get_title()
+    assert f"ECE = {100 * metrics['splits']['test']['ece']:.1f}%" in axes.get_title()
+
+
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_calibration_labels_do_not_overlap(metrics, split):
+    figure = calibration_figure(metrics, split)
+    canvas = FigureCanvasAgg(figure)  # lays the text out as the app's PNG would
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = [text for axes in figure.axes for text in [*axes.texts, axes.title, axes.xaxis.label, axes.yaxis.label,
+                                                       *axes.get_xticklabels(), *axes.get_yticklabels()]
+             if text.get_visible() and text.get_text()]
+    boxes = [(text.get_text(), text.get_window_extent(renderer)) for text in texts]
+    overlapping = [(first, second) for index, (first, box) in enumerate(boxes)
+                   for second, other in boxes[index + 1:] if box.overlaps(other)]
+    assert not overlapping, overlapping
+    crossed = [text.get_text() for axes in figure.axes for text in axes.texts if text.get_text()
+               and any(text.get_window_extent(renderer).contains(x, y) for x, y in _points_along_lines(axes))]
+    assert not crossed, f"labels drawn over the curves: {crossed}"
+    counts = figure.axes[1]
+    assert [text.get_text() for text in counts.texts if text.get_text()] == \
+        [str(entry["count"]) for entry in metrics["splits"][split]["reliability"] if entry["count"]]
+
+
+def _points_along_lines(axes, per_segment: int = 50) -> np.ndarray:
+    """Display coordinates of points along every line of ``axes`` (markers' centres included)."""
+    points = []
+    for line in axes.lines:
+        xy = axes.transData.transform(line.get_xydata())
+        for start, end in zip(xy, xy[1:]):
+            points.extend(start + (end - start) * step for step in np.linspace(0, 1, per_segment))
+        points.extend(xy)
+    return np.array(points).reshape(-1, 2)
+
+
+def test_axes_of_proportions_read_in_percent(metrics):
+    point = load_held_out(split="test").at_threshold(0.3)
+    for figure in (roc_figure(metrics, "test", point), calibration_figure(metrics, "test")):
+        FigureCanvasAgg(figure).draw()
+        ticks = [label.get_text() for label in figure.axes[-1].get_xticklabels() if label.get_text()]
+        assert ticks and all(tick.endswith("%") for tick in ticks), ticks
+
+
+@pytest.mark.parametrize("name, label", [("region=hand", "Hand"), ("region=mixed", "Several regions"),
+                                         ("hardware=with", "With implant"), ("hardware=without", "Without implant")])
+def test_subgroups_are_named_as_a_reader_would(name, label):
+    assert subgroup_label(name) == label
 
 
 def test_training_figure_marks_the_best_epoch():
