@@ -18,7 +18,8 @@ RETRAIN = """\
 .venv/bin/python -m training.train --data-dir ../shared/datasets/fracatlas --epochs 50 --batch-size 32
 .venv/bin/python -m training.evaluate    # rewrites models/metrics.json and models/probabilities.csv
 .venv/bin/python -m training.report      # the model card's tables
-.venv/bin/python -m training.radiograph_reference   # refits the "does not look like a radiograph" reference
+.venv/bin/python -m training.radiograph_reference   # refits tier 2, "unlike the training images" (train does too)
+.venv/bin/python -m training.radiograph_detector    # refits tier 1, "not a radiograph" (independent of the network)
 
 # the model study (each run in runs/NAME/, the table in runs/study.md)
 .venv/bin/python -m training.study --data-dir ../shared/datasets/fracatlas
@@ -63,7 +64,7 @@ def how_to_read_ui(bands: TriageBands, localisation: dict | None) -> None:
     threshold.markdown(
         "**The threshold** (in the sidebar; on a phone, under *Decision threshold* at the top) makes the "
         "yes/no call: at or above it, a fracture is suspected. "
-        f"Lower catches more fractures and raises more false alarms. Presets: "
+        "Lower catches more fractures and raises more false alarms. Presets: "
         + ", ".join(f"*{preset.label.lower()}*" for preset in PRESETS) + ".")
     found = (f" Its peak fell inside the radiologists' box on {localisation['peak_inside_box']} of "
              f"{localisation['n_images']} test fractures." if localisation else "")

@@ -15,8 +15,7 @@ from core.export import VERDICT_TEXT, BatchRow, results_csv
 from core.heatmaps import METHODS, SLOW_METHODS
 from core.imaging import SUPPORTED_FORMATS, ImageReadError
 from core.overlay import encode_png, fit_for_display, overlay_on_original, shown_opacity
-from core.pdf_report import (BatchReport, ReportContext, UnreadableFile, batch_image, batch_report_pdf,
-                             test_cost_sentence, threshold_label)
+from core.pdf_report import BatchReport, ReportContext, UnreadableFile, batch_image, batch_report_pdf
 from core.preprocessing import PreprocessConfig
 from core.thresholds import FRACTURED_DECISION
 from core.triage import BAND_TEXT, BANDS, DOUBT_BAND, FRACTURE_BAND, TriageBands, shown_comparison
@@ -155,13 +154,6 @@ def _within(position: int, count: int) -> int:
     return position if 0 <= position < count else 0
 
 
-def report_context(threshold: float, bands: TriageBands) -> ReportContext:
-    """The threshold, its test-split cost, the bands and the model, as the PDF reports state them."""
-    return ReportContext(threshold, threshold_label(state.load_thresholds(), threshold),
-                         test_cost_sentence(state.load_held_out().at_threshold(threshold)), bands,
-                         state.load_classifier().version, datetime.now(timezone.utc))
-
-
 def batch_pdf(items: list[BatchItem], context: ReportContext, config: PreprocessConfig) -> bytes:
     """The batch's PDF report with each image's Grad-CAM (the map every upload already has).
 
@@ -185,7 +177,7 @@ def downloads_ui(items: list[BatchItem], threshold: float, bands: TriageBands) -
     left, right = st.columns(2)
     left.download_button("Download CSV", results_csv([item.row for item in items], threshold, bands),
                          "fracture_batch.csv", "text/csv", on_click="ignore", icon=":material/table:")
-    context, config = report_context(threshold, bands), state.load_classifier().preprocess_config
+    context, config = state.report_context(threshold, bands), state.load_classifier().preprocess_config
     # A callable: the PDF is drawn only when the button is clicked, not on every rerun.
     right.download_button("Download PDF report", lambda: batch_pdf(items, context, config),
                           "fracture_batch_report.pdf", "application/pdf", on_click="ignore",

@@ -3,10 +3,15 @@ current threshold, in a viewer that zooms the X-ray and its heatmap together."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from core.classifier import ImageResult
@@ -14,7 +19,9 @@ from core.export import VERDICT_TEXT, verdict_report
 from core.heatmaps import DEFAULT_METHOD, METHODS, SLOW_METHODS
 from core.imaging import SUPPORTED_FORMATS, ImageReadError
 from core.imaging.windowing import Window, WindowableImage, window_presets
-from core.overlay import OUTLINE_LEVEL, shown_opacity
+from core.overlay import OUTLINE_LEVEL, overlay_on_original, shown_opacity
+from core.pdf_report import ReportContext, image_report, image_report_pdf
+from core.preprocessing import PreprocessConfig
 from core.samples import SampleManifestError, boxes_for_upload
 from core.thresholds import FRACTURED_DECISION
 from core.triage import (BAND_MEANING, BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, TriageBands, shown_comparison,
@@ -24,6 +31,7 @@ from pages.gallery import gallery_ui
 from pages.widgets import markdown_literal, threshold_sidebar
 
 PAGE = "classify"  # this page's list of uploads in pages.state
+PDF_LABEL = "Report (PDF)"
 TITLE_ANCHOR = "bone-fracture-detection"
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 MANUAL_WINDOW = "Manual"
@@ -184,12 +192,28 @@ def sample_boxes(data: bytes) -> tuple:
         return ()
 
 
-def downloads_ui(name: str, file_id: str, method: str, overlay: bytes, report: dict) -> None:
+def downloads_ui(name: str, file_id: str, style: HeatmapStyle, overlay: bytes, report: dict,
+                 make_pdf: Callable[[], bytes]) -> None:
     stem = Path(name).stem
-    left, right, _ = st.columns([1, 1, 2])
-    left.download_button("Overlay (PNG)", overlay, f"{stem}_{method}.png", "image/png", key=f"png-{file_id}")
-    right.download_button("Report (JSON)", json.dumps(report, indent=2), f"{stem}_report.json",
-                          "application/json", key=f"json-{file_id}")
+    png, json_column, pdf, _ = st.columns([1, 1, 1, 1])
+    png.download_button("Overlay (PNG)", overlay, f"{stem}_{style.method}.png", "image/png", key=f"png-{file_id}")
+    json_column.download_button("Report (JSON)", json.dumps(report, indent=2), f"{stem}_report.json",
+                                "application/json", key=f"json-{file_id}")
+    # A callable: the PDF is drawn only when the button is clicked, not on every rerun.
+    pdf.download_button(PDF_LABEL, make_pdf, f"{stem}_report.pdf", "application/pdf", key=f"pdf-{file_id}",
+                        on_click="ignore", icon=":material/picture_as_pdf:")
+
+
+def pdf_report(name: str, result: ImageResult, heatmap: np.ndarray, config: PreprocessConfig, style: HeatmapStyle,
+               flagged: bool, context: ReportContext) -> bytes:
+    """The one-page PDF of this image as the viewer shows it: the chosen method and colormap, the
+    map faded when the image is not flagged. Run when the button is clicked, on a thread of its
+    own, so it uses ``core`` only."""
+    overlay = overlay_on_original(result.image, heatmap, config, source_shape=result.source_shape,
+                                  opacity=shown_opacity(style.opacity, flagged), colormap=style.colormap)
+    context = dataclasses.replace(context, created=datetime.now(timezone.utc))
+    return image_report_pdf(image_report(name, result, overlay, context, colormap=style.colormap,
+                                         heatmap_label=METHODS[style.method]))
 
 
 def upload_ui(upload: state.Upload, threshold: float, bands: TriageBands, model_version: str) -> None:
@@ -212,7 +236,10 @@ def upload_ui(upload: state.Upload, threshold: float, bands: TriageBands, model_
         overlay = state.overlay_png(upload.data, style.method, style.opacity, style.colormap)
         report = verdict_report(upload.name, result.probability_fractured, threshold, method=style.method,
                                 model_version=model_version, radiograph_check=result.radiograph_check)
-        downloads_ui(upload.name, upload.key, style.method, overlay, report)
+        context = state.report_context(threshold, bands)
+        make_pdf = functools.partial(pdf_report, upload.name, result, state.heatmap_of(upload.data, style.method),
+                                     state.load_classifier().preprocess_config, style, flagged, context)
+        downloads_ui(upload.name, upload.key, style, overlay, report, make_pdf)
 
 
 def results_ui(uploads: list[state.Upload], threshold: float) -> None:

@@ -9,6 +9,7 @@ switching pages never re-runs the network.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 import streamlit as st
@@ -19,7 +20,9 @@ from core.config import PROJECT_DIR
 from core.heatmaps import DEFAULT_METHOD
 from core.heldout import HeldOutPredictions
 from core.overlay import encode_png, overlay_on_original
+from core.pdf_report import ReportContext, test_cost_sentence, threshold_label
 from core.thresholds import OperatingThresholds
+from core.triage import TriageBands
 
 THRESHOLD_KEY = "threshold"  # the exact decision threshold every page decides with
 SLIDER_KEY = "threshold_slider"  # the slider's own value: shows the threshold, sets it when moved
@@ -249,3 +252,12 @@ def overlay_png(data: bytes, method: str = DEFAULT_METHOD, opacity: float = 0.4,
     rgb = overlay_on_original(result.image, heatmap_of(data, method), load_classifier().preprocess_config,
                               source_shape=result.source_shape, opacity=opacity, colormap=colormap)
     return encode_png(rgb)
+
+
+# --- what a PDF report states ---------------------------------------------------------------------
+
+def report_context(threshold: float, bands: TriageBands) -> ReportContext:
+    """The threshold, its test-split cost, the bands and the model, as the PDF reports state them."""
+    return ReportContext(threshold, threshold_label(load_thresholds(), threshold),
+                         test_cost_sentence(load_held_out().at_threshold(threshold)), bands,
+                         load_classifier().version, datetime.now(timezone.utc))

@@ -1,8 +1,10 @@
 """Fixtures of the app tests."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 
@@ -19,4 +21,20 @@ def media_files(monkeypatch) -> dict[str, bytes]:
         return file_id
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    return recorded
+
+
+@pytest.fixture
+def deferred_downloads(monkeypatch) -> dict[str, Callable]:
+    """``{file id: callable}`` of every download the page makes only when clicked (a button whose
+    data is a callable), recorded as each AppTest run registers them."""
+    recorded: dict[str, Callable] = {}
+    original = MediaFileManager.add_deferred
+
+    def recording(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        file_id = original(self, data_callable, mimetype, coordinates, file_name=file_name, **kwargs)
+        recorded[file_id] = data_callable
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", recording)
     return recorded

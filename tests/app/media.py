@@ -5,6 +5,7 @@ AppTest builds a fresh store per run and drops it afterwards; the ``media_files`
 """
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,3 +31,12 @@ def image_pixels(app, index: int, media: dict[str, bytes]) -> np.ndarray:
     url = app.image[index].proto.imgs[0].url
     assert media_id(url) in media, f"image {index} ({url}) is not in the media store"
     return np.asarray(Image.open(io.BytesIO(media[media_id(url)])))
+
+
+def deferred_data(app, label: str, recorded: dict[str, Callable]) -> bytes:
+    """What the button labelled ``label`` would download if clicked now (its callable, run)."""
+    buttons = [button for button in app.get("download_button") if button.label == label]
+    assert buttons, f"no download button {label!r}"
+    file_id = buttons[0].proto.deferred_file_id
+    assert file_id in recorded, f"{label!r} is not a deferred download"
+    return recorded[file_id]()

@@ -9,12 +9,9 @@ import base64
 import csv
 import io
 import json
-from collections.abc import Callable
 
 import numpy as np
-import pytest
 from PIL import Image
-from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from core.artifacts import load_thresholds
@@ -24,37 +21,12 @@ from core.thresholds import decide
 from core.triage import BAND_TEXT, TriageBands
 from pages.batch import METHOD_KEY, TABLE_KEY
 from pages.state import THRESHOLD_KEY
-from tests.app.media import download_data, image_pixels
+from tests.app.media import deferred_data, download_data, image_pixels
 from tests.app.page_text import shown
 from tests.core.test_pdf_report import page_count, pdf_text
 
 PAGE = str(PROJECT_DIR / "pages" / "batch.py")
 PDF_LABEL = "Download PDF report"
-
-
-@pytest.fixture
-def deferred_downloads(monkeypatch) -> dict[str, Callable]:
-    """``{file id: callable}`` of every download the page makes only when clicked (a button whose
-    data is a callable), recorded as each AppTest run registers them."""
-    recorded: dict[str, Callable] = {}
-    original = MediaFileManager.add_deferred
-
-    def recording(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
-        file_id = original(self, data_callable, mimetype, coordinates, file_name=file_name, **kwargs)
-        recorded[file_id] = data_callable
-        return file_id
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", recording)
-    return recorded
-
-
-def deferred_data(app, label: str, recorded: dict[str, Callable]) -> bytes:
-    """What the button labelled ``label`` would download if clicked now (its callable, run)."""
-    buttons = [button for button in app.get("download_button") if button.label == label]
-    assert buttons, f"no download button {label!r}"
-    file_id = buttons[0].proto.deferred_file_id
-    assert file_id in recorded, f"{label!r} is not a deferred download"
-    return recorded[file_id]()
 
 
 def _png_bytes(seed: int) -> bytes:

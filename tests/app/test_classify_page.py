@@ -23,8 +23,9 @@ from core.samples import load_samples, sample_bytes
 from core.thresholds import PRESETS, decide
 from core.triage import BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands, shown_comparison
 from pages.state import SLIDER_KEY, THRESHOLD_KEY
-from tests.app.media import download_data
+from tests.app.media import deferred_data, download_data
 from tests.app.page_text import shown
+from tests.core.test_pdf_report import page_count, pdf_text
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
 TIMEOUT = 120  # the first run imports TensorFlow and loads the model
@@ -150,7 +151,7 @@ def test_upload_gives_one_verdict_alert_a_viewer_and_downloads(app):
     [figure] = _figures(app)
     assert len(_traces(figure, "image")) == 2 and len(_traces(figure, "heatmap")) == 1  # X-ray | X-ray + heatmap
     labels = [button.label for button in app.get("download_button")]
-    assert labels == ["Overlay (PNG)", "Report (JSON)"]
+    assert labels == ["Overlay (PNG)", "Report (JSON)", "Report (PDF)"]
 
 
 def test_the_verdict_comes_before_the_uploader_once_there_are_images(app):
@@ -444,3 +445,18 @@ def test_an_html_entity_in_a_name_is_kept_as_typed():
 
     assert rendered(markdown_literal("a&copy;b.jpg")) == "a&copy;b.jpg"  # not "a©b.jpg"
     assert rendered(markdown_literal("&#169;&#x41;&amp;&lt;b&gt;")) == "&#169;&#x41;&amp;&lt;b&gt;"
+
+
+def test_the_pdf_report_states_the_band_verdict_and_threshold_the_page_shows(app, deferred_downloads):
+    thresholds = load_thresholds()
+    app.session_state[THRESHOLD_KEY] = thresholds["specific"]
+    sample = next(sample for sample in load_samples() if sample.fractured)
+    _upload(app, "probe.jpg", sample_bytes(sample), "image/jpeg")
+    probability = FractureClassifier.load().classify(sample_bytes(sample)).probability_fractured
+    pdf = deferred_data(app, "Report (PDF)", deferred_downloads)
+    text = pdf_text(pdf)
+    assert pdf.startswith(b"%PDF-") and page_count(pdf) == 1
+    band = TriageBands.from_thresholds(thresholds).band(probability)
+    assert "probe.jpg" in text and BAND_TEXT[band] in text
+    assert VERDICT_TEXT[decide(probability, thresholds["specific"])] in text
+    assert "Few false alarms" in text and "not a medical device" in text

@@ -71,7 +71,7 @@ def test_the_sidebar_figures_follow_the_split_the_page_shows(app):
     assert not app.exception
     assert app.session_state[HELD_OUT_SPLIT_KEY] == "val"
     val = load_held_out(split="val").at_threshold(load_thresholds()["screening"])
-    assert f"val split" in _sidebar_text(app) and "held-out test split" not in _sidebar_text(app)
+    assert "val split" in _sidebar_text(app) and "held-out test split" not in _sidebar_text(app)
     assert f"({val['n_positive'] + val['n_negative']} images)" in _sidebar_text(app)
     sidebar_metrics = {metric.label: metric.value for metric in app.sidebar.metric}
     assert sidebar_metrics["Sensitivity"] == f"{100 * val['sensitivity']:.1f}%"

@@ -40,7 +40,8 @@ from core.config import PROJECT_DIR
 from pages.batch import METHOD_KEY, TABLE_KEY
 from tests.app.media import download_data
 from tests.app.page_text import shown
-from tests.app.test_batch_page import PDF_LABEL, deferred_data, deferred_downloads  # noqa: F401 (a fixture)
+from tests.app.media import deferred_data
+from tests.app.test_batch_page import PDF_LABEL
 from tests.core.test_pdf_report import pdf_info, pdf_streams, pdf_text
 from tests.corpus import EPS_PREAMBLE, dicom_bytes, tiff_header, with_preamble
 
@@ -213,12 +214,15 @@ def test_uploads_and_downloads_leave_no_file_anywhere(private_tempdir, media_fil
         batch.run()
         batch.selectbox(key=METHOD_KEY).set_value("layercam").run()  # its second heatmap
         pdf = deferred_data(batch, PDF_LABEL, deferred_downloads)  # the PDF, as a click makes it
+        image_pdfs = [deferred_downloads[button.proto.deferred_file_id]()  # and each Classify PDF
+                      for button in classify.get("download_button") if button.proto.deferred_file_id]
     finally:
         _WriteAudit.active = False
     writes = list(_WriteAudit.events)
 
     assert not classify.exception and not batch.exception
-    assert len(classify.get("download_button")) == 2 * len(uploads)  # every download was rendered
+    assert len(classify.get("download_button")) == 3 * len(uploads)  # PNG, JSON and PDF of every upload
+    assert len(image_pdfs) == len(uploads) and all(data.startswith(b"%PDF-") for data in image_pdfs)
     assert [button.label for button in batch.get("download_button")] == ["Download CSV", PDF_LABEL]
     assert pdf.startswith(b"%PDF-")
     assert len(media_files) >= 2 * len(uploads)  # PNGs and reports went to the in-memory store
