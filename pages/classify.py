@@ -266,6 +266,7 @@ def main() -> None:
     else:
         guide = st.container()  # above the uploader, but drawn after it: the uploader comes first
         uploads_ui()
+        state.start_loading_classifier()  # while the guide and the gallery are drawn
         with guide:
             how_to_read_ui(threshold)
         gallery_ui(PAGE)

@@ -8,6 +8,7 @@ switching pages never re-runs the network.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -170,6 +171,24 @@ def _uploader_generation_key(page: str) -> str:
 
 
 # --- what models/ holds ----------------------------------------------------------------------------
+
+_MODEL_LOADER_LOCK = threading.Lock()
+_model_loader: threading.Thread | None = None
+
+
+def start_loading_classifier() -> None:
+    """Starts :func:`load_classifier` on a thread of its own, once per process, and returns at once.
+
+    A fresh server's first page can then draw its guide, sample gallery and Plotly charts while
+    TensorFlow loads, instead of before. The cache computes the value once: a page that calls
+    :func:`load_classifier` meanwhile waits for this thread's result.
+    """
+    global _model_loader
+    with _MODEL_LOADER_LOCK:
+        if _model_loader is None:
+            _model_loader = threading.Thread(target=load_classifier, name="model-loader", daemon=True)
+            _model_loader.start()
+
 
 @st.cache_resource(show_spinner="Loading the model…")
 def load_classifier() -> FractureClassifier:
