@@ -20,7 +20,7 @@ from core.preprocessing import PreprocessConfig
 from core.thresholds import FRACTURED_DECISION
 from core.triage import BAND_TEXT, BANDS, DOUBT_BAND, FRACTURE_BAND, TriageBands, shown_comparison
 from pages import state
-from pages.widgets import markdown_literal, threshold_sidebar
+from pages.widgets import markdown_literal, radiograph_notice_ui, threshold_sidebar
 
 PAGE = "batch"  # this page's list of uploads in pages.state
 TABLE_KEY = "batch-table"  # the table's selected row: the upload whose verdict and heatmap are shown
@@ -195,11 +195,7 @@ def verdict_ui(item: BatchItem, position: int, threshold: float, bands: TriageBa
     BAND_ALERT.get(band, st.success)(
         f"**{BAND_TEXT[band]}** — {name}: {VERDICT_TEXT[result.decision(threshold)]}; "
         f"P(fractured) = {shown.probability} {shown.relation} threshold {shown.threshold}")
-    check = result.radiograph_check
-    if not check.looks_like_radiograph:
-        st.warning(check.warning(), icon=":material/warning:")
-    elif check.unlike_training_data:
-        st.info(check.caution(), icon=":material/info:")
+    radiograph_notice_ui(result.radiograph_check)
 
 
 def heatmap_method_ui() -> str:

@@ -28,7 +28,7 @@ from core.triage import (BAND_MEANING, BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, Tri
                          shown_decimals)
 from pages import state, viewer
 from pages.gallery import gallery_ui
-from pages.widgets import markdown_literal, threshold_sidebar
+from pages.widgets import markdown_literal, radiograph_notice_ui, threshold_sidebar
 
 PAGE = "classify"  # this page's list of uploads in pages.state
 PDF_LABEL = "Report (PDF)"
@@ -96,11 +96,7 @@ def verdict_ui(name: str, result: ImageResult, threshold: float, bands: TriageBa
     band_strip_ui(bands, threshold, shown.threshold, probability, shown.probability)
     st.caption(f"{BAND_TEXT[band]}: {BAND_MEANING[band]}. Bands, chosen on val: no fracture below "
                f"{bands.doubt_from:.{decimals}f}, doubt up to {bands.fracture_from:.{decimals}f}, fracture from there.")
-    check = result.radiograph_check
-    if not check.looks_like_radiograph:
-        st.warning(check.warning(), icon=":material/warning:")
-    elif check.unlike_training_data:
-        st.info(check.caution(), icon=":material/info:")
+    radiograph_notice_ui(result.radiograph_check)
 
 
 def band_strip_ui(bands: TriageBands, threshold: float, threshold_text: str, probability: float | None = None,

@@ -8,6 +8,7 @@ import re
 import streamlit as st
 
 from core.heldout import describe_costs
+from core.radiograph_check import RadiographCheck
 from core.thresholds import PRESETS, OperatingThresholds
 from core.triage import BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands
 from pages import state
@@ -114,3 +115,12 @@ def held_out_costs_ui(threshold: float, split: str | None = None) -> None:
     left.metric("PPV", percent(point["ppv"]), help="Of the images called a fracture, how many are")
     right.metric("NPV", percent(point["npv"]), help="Of the images called normal, how many are")
     st.sidebar.caption(describe_costs(point).capitalize() + ".")  # the sidebar's last caption (tests/e2e)
+
+
+def radiograph_notice_ui(check: RadiographCheck) -> None:
+    """Tier 1 of the radiograph check as a warning (the verdict is meaningless), tier 2 as a quieter
+    caution (a real X-ray unlike the training images); nothing for an ordinary radiograph."""
+    if not check.looks_like_radiograph:
+        st.warning(check.warning(), icon=":material/warning:")
+    elif check.unlike_training_data:
+        st.info(check.caution(), icon=":material/info:")

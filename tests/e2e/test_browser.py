@@ -33,26 +33,6 @@ pytestmark = pytest.mark.skipif(not harness.CHROMIUM.exists(), reason=f"no Chrom
 
 
 @pytest.fixture(scope="module")
-def app():
-    with harness.serve_app() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with harness.chromium() as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def page(browser):
-    """A fresh page in its own browser context, so a new Streamlit session."""
-    page = browser.new_page(viewport=harness.VIEWPORT)
-    yield page
-    page.context.close()
-
-
-@pytest.fixture(scope="module")
 def xray(tmp_path_factory):
     shared = DEFAULT_DATA_DIR / "images" / "fractured" / "IMG0000144.jpg"
     target = tmp_path_factory.mktemp("upload") / XRAY_NAME

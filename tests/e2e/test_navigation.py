@@ -35,25 +35,6 @@ def _fracatlas_path(image_id: str):
     return DEFAULT_DATA_DIR / row["path"]
 
 
-@pytest.fixture(scope="module")
-def app():
-    with harness.serve_app() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with harness.chromium() as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def page(browser):
-    page = browser.new_page(viewport=harness.VIEWPORT)
-    yield page
-    page.context.close()
-
-
 def _shown_on(page, title: str) -> dict:
     """What the page shows that must not change on a round trip: the threshold on the slider,
     the text of its results (tables included) and how many of its pictures are shown."""
