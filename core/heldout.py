@@ -39,6 +39,11 @@ class HeldOutPredictions:
         return operating_point(self.labels, self.probabilities, threshold)
 
 
+def percent(value: float | None, missing: str = "–") -> str:
+    """"88.3%"; ``missing`` where the figure is undefined (no case to count it on)."""
+    return missing if value is None else f"{100 * value:.1f}%"
+
+
 def describe_costs(point: dict) -> str:
     """A threshold's cost in words, e.g. "catches 98 of 111 fractures; 181 false alarms in 506 normals"."""
     alarms = "false alarm" if point["fp"] == 1 else "false alarms"

@@ -216,17 +216,19 @@ DISPLAY_LONG_SIDE = 800
 
 
 def fit_for_display(image: np.ndarray, max_side: int = DISPLAY_LONG_SIDE) -> np.ndarray:
-    """A copy of a grey image no longer than ``max_side`` on its long side.
+    """A copy of an image no longer than ``max_side`` on its long side: a grey float image in
+    [0, 1] (kept in range), or uint8 pixels, grey or RGB (the PDF's pictures).
 
     A screen column is under 800 px wide; overlaying and encoding a 3,000 px scan at full size
     costs hundreds of milliseconds and shows nothing more.
     """
-    height, width = image.shape
+    height, width = image.shape[:2]
     scale = max_side / max(height, width)
     if scale >= 1.0:
         return image
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.clip(cv2.resize(image, size, interpolation=cv2.INTER_AREA), 0.0, 1.0)
+    shrunk = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return shrunk if image.dtype == np.uint8 else np.clip(shrunk, 0.0, 1.0)
 
 
 _PNG_OPTIONS = [

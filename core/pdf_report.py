@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.export import VERDICT_TEXT
-from core.heldout import describe_costs
+from core.heldout import describe_costs, percent
+from core.overlay import fit_for_display
 from core.thresholds import FRACTURED_DECISION, PRESETS, OperatingThresholds, decide
-from core.triage import (BAND_MEANING, BAND_TEXT, BANDS, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands,
-                         shown_comparison, shown_decimals)
+from core.triage import BAND_COLOURS, BAND_MEANING, BAND_TEXT, BANDS, TriageBands, shown_comparison, shown_decimals
 
 if TYPE_CHECKING:  # only for annotations: reading a report needs no TensorFlow
     from core.classifier import ImageResult
@@ -36,7 +36,6 @@ CUSTOM_THRESHOLD = "custom"
 PDF_METADATA = {"Title": "Bone fracture detection report", "Author": "Bone Fracture Detection (research demo)",
                 "Subject": DISCLAIMER, "Creator": "Bone Fracture Detection"}
 A4_INCHES = (8.27, 11.69)
-BAND_COLOURS = {FRACTURE_BAND: "#c62828", DOUBT_BAND: "#ef8f00", NO_FRACTURE_BAND: "#2e7d32"}
 TABLE_ROWS_PER_PAGE = 40
 GRID_ROWS_PER_PAGE = 3
 # Long side of the pictures of a batch's image pages: about 150 dpi across their 2.6 in, and a
@@ -149,8 +148,8 @@ def threshold_label(thresholds: OperatingThresholds, threshold: float) -> str:
 
 def test_cost_sentence(point: dict) -> str:
     """A threshold's cost on the test split from :meth:`core.heldout.HeldOutPredictions.at_threshold`."""
-    return (f"On the held-out test split: sensitivity {_percent(point['sensitivity'])}, specificity "
-            f"{_percent(point['specificity'])} ({describe_costs(point)}).")
+    return (f"On the held-out test split: sensitivity {percent(point['sensitivity'])}, specificity "
+            f"{percent(point['specificity'])} ({describe_costs(point)}).")
 
 
 test_cost_sentence.__test__ = False  # a public helper named "test_…", not a pytest test
@@ -244,7 +243,7 @@ def _pair(figure, report: ImageReport, *, top: float, box_inches: tuple[float, f
     width, height = width_inches / A4_INCHES[0], width_inches * rows / columns / A4_INCHES[1]
     pictures = ((report.xray, "X-ray"), (report.overlay, f"{report.heatmap_label} for 'fractured'"))
     for column, (pixels, title) in enumerate(pictures):
-        pixels = pixels if max_side is None else _shrunk(pixels, max_side)
+        pixels = pixels if max_side is None else fit_for_display(pixels, max_side)
         left = 0.06 + column * (box_inches[0] / A4_INCHES[0] + gap)
         axes = figure.add_axes((left, top - height, width, height))
         # interpolation="none" embeds the pixels as they are; the viewer scales them when zooming.
@@ -356,21 +355,6 @@ def _printable(text: str, limit: int) -> str:
 def _probability(probability_fractured: float, threshold: float) -> str:
     """P(fractured) at 3 decimals, or as many more as keep it on its side of the threshold."""
     return shown_comparison(probability_fractured, threshold).probability
-
-
-def _shrunk(pixels: np.ndarray, max_side: int) -> np.ndarray:
-    import cv2
-
-    height, width = pixels.shape[:2]
-    scale = max_side / max(height, width)
-    if scale >= 1.0:
-        return pixels
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-
-
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def _aware(created: datetime) -> datetime:

@@ -28,6 +28,7 @@ BAND_MEANING = {
     DOUBT_BAND: "between the band edges: a reader should look closely",
     NO_FRACTURE_BAND: "below the edge that caught 90% of val fractures",
 }
+BAND_COLOURS = {NO_FRACTURE_BAND: "#2e7d32", DOUBT_BAND: "#ef8f00", FRACTURE_BAND: "#c62828"}  # sidebar strip, PDF
 LOWER_EDGE_PRESET = "screening"
 UPPER_EDGE_PRESET = "specific"
 

@@ -18,9 +18,9 @@ from core.overlay import encode_png, fit_for_display, overlay_on_original, shown
 from core.pdf_report import BatchReport, ReportContext, UnreadableFile, batch_image, batch_report_pdf
 from core.preprocessing import PreprocessConfig
 from core.thresholds import FRACTURED_DECISION
-from core.triage import BAND_TEXT, BANDS, DOUBT_BAND, FRACTURE_BAND, TriageBands, shown_comparison
+from core.triage import BAND_TEXT, BANDS, TriageBands, shown_comparison
 from pages import state
-from pages.widgets import markdown_literal, radiograph_notice_ui, threshold_sidebar
+from pages.widgets import band_alert, markdown_literal, radiograph_notice_ui, threshold_sidebar, uploads_ui
 
 PAGE = "batch"  # this page's list of uploads in pages.state
 TABLE_KEY = "batch-table"  # the table's selected row: the upload whose verdict and heatmap are shown
@@ -31,7 +31,6 @@ SHOWN_ROW_KEY = "batch-shown-row"
 THUMBNAIL_SIDE = 96  # px, long side: enough to tell a hand from a hip in a 48 px row
 OPACITY = 0.4
 COLORMAP = "jet"
-BAND_ALERT = {FRACTURE_BAND: st.error, DOUBT_BAND: st.warning}  # no fracture: st.success
 
 
 @dataclass(frozen=True)
@@ -53,16 +52,6 @@ class BatchItem:
             return BatchRow(self.file_name, error=self.error)
         return BatchRow(self.file_name, self.result.probability_fractured,
                         radiograph_check=self.result.radiograph_check)
-
-
-def uploads_ui() -> list[state.Upload]:
-    """The session's images on this page: every file dropped here, kept across page switches."""
-    st.file_uploader(f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True,
-                     **state.uploader_kwargs(PAGE))
-    held = state.uploads(PAGE)
-    if held:
-        st.button(f"Clear all {len(held)} images", on_click=state.clear_uploads, args=(PAGE,), icon=":material/delete:")
-    return held
 
 
 def classify_ui(uploads: list[state.Upload]) -> list[BatchItem]:
@@ -192,9 +181,8 @@ def verdict_ui(item: BatchItem, position: int, threshold: float, bands: TriageBa
     result = item.result
     band = bands.band(result.probability_fractured)
     shown = shown_comparison(result.probability_fractured, threshold)
-    BAND_ALERT.get(band, st.success)(
-        f"**{BAND_TEXT[band]}** — {name}: {VERDICT_TEXT[result.decision(threshold)]}; "
-        f"P(fractured) = {shown.probability} {shown.relation} threshold {shown.threshold}")
+    band_alert(band, f"**{BAND_TEXT[band]}** — {name}: {VERDICT_TEXT[result.decision(threshold)]}; "
+                     f"P(fractured) = {shown.probability} {shown.relation} threshold {shown.threshold}")
     radiograph_notice_ui(result.radiograph_check)
 
 
@@ -232,7 +220,7 @@ def main() -> None:
     state.use_app_navigation()
     st.title("Batch")
     threshold = threshold_sidebar()
-    uploads = uploads_ui()
+    uploads = uploads_ui(PAGE, f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})")
     if not uploads:
         st.info("Results appear here as a table: file, P(fractured), triage band and the verdict at the "
                 "current threshold; click a row for its heatmap.")

@@ -24,19 +24,17 @@ from core.pdf_report import ReportContext, image_report, image_report_pdf
 from core.preprocessing import PreprocessConfig
 from core.samples import SampleManifestError, boxes_for_upload
 from core.thresholds import FRACTURED_DECISION
-from core.triage import (BAND_MEANING, BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, TriageBands, shown_comparison,
-                         shown_decimals)
+from core.triage import BAND_MEANING, BAND_TEXT, TriageBands, shown_comparison, shown_decimals
 from pages import state, viewer
 from pages.gallery import gallery_ui
-from pages.widgets import markdown_literal, radiograph_notice_ui, threshold_sidebar
+from pages.widgets import band_alert, markdown_literal, radiograph_notice_ui, threshold_sidebar, uploads_ui
 
 PAGE = "classify"  # this page's list of uploads in pages.state
 PDF_LABEL = "Report (PDF)"
+UPLOADER_LABEL = f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})"
 TITLE_ANCHOR = "bone-fracture-detection"
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 MANUAL_WINDOW = "Manual"
-BAND_ALERT = {FRACTURE_BAND: (st.error, ":material/emergency:"), DOUBT_BAND: (st.warning, ":material/help:")}
-NO_FRACTURE_ALERT = (st.success, ":material/check_circle:")
 
 HOW_TO_READ = (
     "**The verdict** gives P(fractured) and a triage band: red *fracture* (the model is confident), "
@@ -70,18 +68,6 @@ def how_to_read_ui(threshold: float) -> None:
     band_strip_ui(TriageBands.from_thresholds(state.load_thresholds()), threshold, f"{threshold:.3f}")
 
 
-def uploads_ui() -> None:
-    """Where files come in; what they add to the session's images (kept across page switches) is
-    :func:`pages.state.uploads`."""
-    # No extension filter: DICOM often comes without one, and the reader decides by content.
-    st.file_uploader(f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})", accept_multiple_files=True,
-                     **state.uploader_kwargs(PAGE))
-    held = state.uploads(PAGE)
-    if held:
-        st.button("Clear the image" if len(held) == 1 else f"Clear all {len(held)} images", on_click=state.clear_uploads,
-                  args=(PAGE,), icon=":material/delete:")
-
-
 def verdict_ui(name: str, result: ImageResult, threshold: float, bands: TriageBands) -> None:
     """One alert: the band (its colour), the yes/no verdict at the session's threshold and the file
     name, with every number shown precisely enough to agree with both."""
@@ -90,9 +76,8 @@ def verdict_ui(name: str, result: ImageResult, threshold: float, bands: TriageBa
     decision = result.decision(threshold)
     decimals = shown_decimals(probability, threshold, bands.doubt_from, bands.fracture_from)
     shown = shown_comparison(probability, threshold, decimals=decimals)
-    alert, icon = BAND_ALERT.get(band, NO_FRACTURE_ALERT)
-    alert(f"**{BAND_TEXT[band]}** · {markdown_literal(name)}  \n"
-          f"**{VERDICT_TEXT[decision]}** at your threshold: P(fractured) = {shown}", icon=icon)
+    band_alert(band, f"**{BAND_TEXT[band]}** · {markdown_literal(name)}  \n"
+                     f"**{VERDICT_TEXT[decision]}** at your threshold: P(fractured) = {shown}")
     band_strip_ui(bands, threshold, shown.threshold, probability, shown.probability)
     st.caption(f"{BAND_TEXT[band]}: {BAND_MEANING[band]}. Bands, chosen on val: no fracture below "
                f"{bands.doubt_from:.{decimals}f}, doubt up to {bands.fracture_from:.{decimals}f}, fracture from there.")
@@ -253,7 +238,7 @@ def main() -> None:
     held = state.uploads(PAGE)
     if held:  # the results first, so that on a phone the verdict is the first thing under the title
         results_ui(held, threshold)
-        uploads_ui()
+        uploads_ui(PAGE, UPLOADER_LABEL)
         # A phone keeps its scroll position when the results appear above: a way back to them.
         st.markdown(f"[↑ Back to the {'verdict' if len(held) == 1 else 'verdicts'}](#{TITLE_ANCHOR})")
         with st.expander("How to read the result", icon=":material/school:"):
@@ -261,7 +246,7 @@ def main() -> None:
         gallery_ui(PAGE)  # collapsed once the page holds images
     else:
         guide = st.container()  # above the uploader, but drawn after it: the uploader comes first
-        uploads_ui()
+        uploads_ui(PAGE, UPLOADER_LABEL)
         state.start_loading_classifier()  # while the guide and the gallery are drawn
         with guide:
             how_to_read_ui(threshold)

@@ -12,7 +12,8 @@ import streamlit as st
 from core.figures import calibration_figure, confusion_figure, roc_figure, subgroup_rows, training_figure
 from core.heldout import describe_costs
 from pages import state
-from pages.widgets import percent, threshold_sidebar
+from core.heldout import percent
+from pages.widgets import threshold_sidebar
 
 SPLITS = {"test": "test (held out, reported)", "val": "val (chose epoch, thresholds, calibration)"}
 

@@ -7,15 +7,16 @@ import re
 
 import streamlit as st
 
-from core.heldout import describe_costs
+from core.heldout import describe_costs, percent
 from core.radiograph_check import RadiographCheck
 from core.thresholds import PRESETS, OperatingThresholds
-from core.triage import BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands
+from core.triage import BAND_COLOURS, BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands
 from pages import state
 
 SLIDER_LABEL = "P(fractured) at or above this is called a fracture"
 SPLIT_NAMES = {"test": "held-out test split", "val": "val split (it chose the thresholds)"}
-BAND_COLOURS = {NO_FRACTURE_BAND: "#2e7d32", DOUBT_BAND: "#f0a30a", FRACTURE_BAND: "#c62828"}
+BAND_ALERTS = {FRACTURE_BAND: (st.error, ":material/emergency:"), DOUBT_BAND: (st.warning, ":material/help:"),
+               NO_FRACTURE_BAND: (st.success, ":material/check_circle:")}
 COMPACT_CONTAINER_KEY = "compact-threshold"
 PHONE_MAX_WIDTH_PX = 768  # up to this width Streamlit starts with the sidebar collapsed
 
@@ -28,11 +29,6 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$/&])")
 def markdown_literal(text: str) -> str:
     """``text`` escaped so that Streamlit's markdown shows it as typed (file names, messages quoting a file)."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-
-
-def percent(value: float | None, missing: str = "–") -> str:
-    """"88.3%"; ``missing`` where the figure is undefined (no case to count it on)."""
-    return missing if value is None else f"{100 * value:.1f}%"
 
 
 def threshold_sidebar() -> float:
@@ -115,6 +111,24 @@ def held_out_costs_ui(threshold: float, split: str | None = None) -> None:
     left.metric("PPV", percent(point["ppv"]), help="Of the images called a fracture, how many are")
     right.metric("NPV", percent(point["npv"]), help="Of the images called normal, how many are")
     st.sidebar.caption(describe_costs(point).capitalize() + ".")  # the sidebar's last caption (tests/e2e)
+
+
+def uploads_ui(page: str, label: str) -> list[state.Upload]:
+    """The uploader of ``page`` and a button that clears its images; returns every image the
+    session holds on that page (kept across page switches, see :func:`pages.state.uploads`)."""
+    # No extension filter: DICOM often comes without one, and the reader decides by content.
+    st.file_uploader(label, accept_multiple_files=True, **state.uploader_kwargs(page))
+    held = state.uploads(page)
+    if held:
+        st.button("Clear the image" if len(held) == 1 else f"Clear all {len(held)} images",
+                  on_click=state.clear_uploads, args=(page,), icon=":material/delete:")
+    return held
+
+
+def band_alert(band: str, body: str) -> None:
+    """``body`` in the band's alert: red for fracture, amber for doubt, green for no fracture."""
+    alert, icon = BAND_ALERTS[band]
+    alert(body, icon=icon)
 
 
 def radiograph_notice_ui(check: RadiographCheck) -> None:
