@@ -10,7 +10,7 @@ tests, the load test and the bench alike.
 The server runs in its own process group, on a free port of 127.0.0.1 only, and is stopped with
 that group. Its output is kept in memory (the last lines, for error messages), never written to
 a file. The page helpers find things by what Streamlit renders (test ids, the uploader, the
-sidebar's slider and buttons) and by the verdict words of :data:`core.export.VERDICT_TEXT`,
+sidebar's slider and buttons) and by the verdict words of :data:`core.reports.VERDICT_TEXT`,
 never by the wording of a label that the pages may change.
 """
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import PROJECT_DIR
-from core.export import VERDICT_TEXT
+from core.reports import VERDICT_TEXT
 
 APP_SCRIPT = PROJECT_DIR / "streamlit_app.py"
 CHROMIUM = Path("/usr/bin/chromium")

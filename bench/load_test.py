@@ -78,7 +78,7 @@ class SessionResult:
 
     @property
     def expected_verdict(self) -> str:
-        from core.export import VERDICT_TEXT
+        from core.reports import VERDICT_TEXT
         from core.thresholds import decide
 
         return VERDICT_TEXT[decide(self.upload.expected_probability, self.expected_threshold)]
@@ -99,7 +99,7 @@ class SessionResult:
     @property
     def shown_verdicts(self) -> list[str]:
         """The verdict words in the alert (it opens with the triage band, then says the verdict)."""
-        from core.export import VERDICT_TEXT
+        from core.reports import VERDICT_TEXT
 
         return [text for text in VERDICT_TEXT.values() if text in (self.shown_text or "")]
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.export import VERDICT_TEXT
+from core.reports import VERDICT_TEXT
 from core.heldout import describe_costs, percent
 from core.overlay import fit_for_display
 from core.thresholds import FRACTURED_DECISION, PRESETS, OperatingThresholds, decide

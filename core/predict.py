@@ -26,7 +26,7 @@ from pathlib import Path
 
 from core.classifier import FractureClassifier, ImageResult
 from core.config import MODELS_DIR
-from core.export import radiograph_fields
+from core.reports import radiograph_fields
 from core.imaging import ImageReadError
 from core.overlay import encode_png, overlay_on_original
 from core.thresholds import DEFAULT_PRESET, PRESET_NAMES

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from core.classifier import ImageResult
-from core.export import VERDICT_TEXT, BatchRow, results_csv
+from core.reports import VERDICT_TEXT, BatchRow, results_csv
 from core.heatmaps import METHODS, SLOW_METHODS
 from core.imaging import SUPPORTED_FORMATS, ImageReadError
 from core.overlay import encode_png, fit_for_display, overlay_on_original, shown_opacity

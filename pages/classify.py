@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from core.classifier import ImageResult
-from core.export import VERDICT_TEXT, verdict_report
+from core.reports import VERDICT_TEXT, verdict_report
 from core.heatmaps import DEFAULT_METHOD, METHODS, SLOW_METHODS
 from core.imaging import SUPPORTED_FORMATS, ImageReadError
 from core.imaging.windowing import Window, WindowableImage, window_presets

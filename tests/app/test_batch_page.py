@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.artifacts import load_thresholds
 from core.config import PROJECT_DIR
-from core.export import VERDICT_TEXT
+from core.reports import VERDICT_TEXT
 from core.thresholds import decide
 from core.triage import BAND_TEXT, TriageBands
 from pages.batch import METHOD_KEY, TABLE_KEY

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from core.artifacts import load_held_out, load_thresholds
 from core.classifier import FractureClassifier
 from core.config import PROJECT_DIR
-from core.export import VERDICT_TEXT
+from core.reports import VERDICT_TEXT
 from core.heatmaps import METHODS, SLOW_METHODS
 from core.heldout import describe_costs
 from core.overlay import UNFLAGGED_FADE

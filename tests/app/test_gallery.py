@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.classifier import FractureClassifier
 from core.config import PROJECT_DIR
-from core.export import VERDICT_TEXT
+from core.reports import VERDICT_TEXT
 from core.samples import load_samples, sample_bytes
 from core.thresholds import decide
 from pages import gallery

@@ -1,11 +1,11 @@
-"""core.export: the per-image JSON report and the batch CSV."""
+"""core.reports: the per-image JSON report and the batch CSV."""
 
 import csv
 import io
 
 import pytest
 
-from core.export import BatchRow, results_csv, verdict_report
+from core.reports import BatchRow, results_csv, verdict_report
 from core.radiograph_check import RadiographCheck
 from core.triage import TriageBands
 
@@ -81,6 +81,6 @@ def test_an_error_message_cell_starts_with_unreadable_so_is_never_a_formula():
 @pytest.mark.parametrize("cell, safe", [("=1", "'=1"), ("-", "'-"), ("  @x", "'  @x"), ("0.250000", "0.250000"),
                                         ("unreadable: bad", "unreadable: bad"), ("", "")])
 def test_spreadsheet_safe(cell, safe):
-    from core.export import spreadsheet_safe
+    from core.reports import spreadsheet_safe
 
     assert spreadsheet_safe(cell) == safe
