@@ -53,6 +53,15 @@ def heatmap_peak(heatmap: np.ndarray, source_shape: tuple[int, int], config: Pre
 
 
 @dataclass(frozen=True)
+class ImageBytes:
+    """An image already in memory (an upload, an HTTP body, a row of a Ray dataset), with the
+    name it is reported under."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class ScoredFile:
     """One input of a run: its result, or why it could not be read."""
 
@@ -73,19 +82,19 @@ class ScoredFile:
         return record
 
 
-def score_files(classifier: FractureClassifier, paths: Iterable[str | os.PathLike], *,
+def score_files(classifier: FractureClassifier, sources: Iterable[str | os.PathLike | ImageBytes], *,
                 heatmap: str | None = DEFAULT_METHOD) -> Iterator[ScoredFile]:
-    """Classifies each file, in input order.
+    """Classifies each source, in input order.
 
     Args:
         classifier: the loaded model.
-        paths: image files (any format :mod:`core.imaging` reads).
+        sources: image files (any format :mod:`core.imaging` reads), or :class:`ImageBytes`.
         heatmap: the heatmap method whose peak is reported (None: the verdict alone).
     """
-    for path in paths:
-        name = os.fsdecode(path)
+    for source in sources:
+        name, data = (source.name, source.data) if isinstance(source, ImageBytes) else (os.fsdecode(source), source)
         try:
-            result = classifier.classify(path, heatmap=heatmap)
+            result = classifier.classify(data, heatmap=heatmap)
         except ImageReadError as error:
             yield ScoredFile(name, error=str(error))
             continue
