@@ -14,8 +14,9 @@ import pytest
 
 from core.config import PROJECT_DIR
 
-PACKAGES = ("core", "training", "pages", "bench")
-FORBIDDEN = {"core": ("training", "pages", "bench", "streamlit"), "pages": ("training",)}
+PACKAGES = ("core", "training", "pages", "bench", "serving")
+FORBIDDEN = {"core": ("training", "pages", "bench", "serving", "streamlit", "ray"),
+             "pages": ("training", "ray"), "serving": ("pages", "training", "streamlit")}
 
 
 def module_name(path: Path, root: Path) -> str:
