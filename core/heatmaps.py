@@ -185,12 +185,25 @@ class HeatmapExplainer:
         return tf.image.resize(cams, (self.size, self.size), method="bilinear")[..., 0].numpy()
 
 
-def _compile_grad_cam_pass(model, cam_layer: str, extra_outputs=()):
-    """``(images, class_index) -> (probabilities, heatmaps, *extras)`` as one ``tf.function``.
+def grad_cam_function(model, cam_layer: str, extra_outputs=()):
+    """``(images, class_index) -> (probabilities, heatmaps, *extras)``, uncompiled.
+
+    The one definition of the compiled Grad-CAM: :class:`HeatmapExplainer` compiles it for
+    in-process use, and :mod:`core.export` traces it into a SavedModel, so both compute the
+    same graph.
 
     The class score is the pre-softmax logit, as in the paper; it is recomputed from the output
-    layer's weights so that the shared model is never modified. ``class_index`` is a traced
-    input, so one trace serves every class.
+    layer's weights so that the shared model is never modified.
+
+    Args:
+        model: a functional Keras model with layers ``cam_layer`` and ``probabilities``.
+        cam_layer: name of the last spatial feature-map layer.
+        extra_outputs: further Keras tensors of ``model``'s graph to return from the same pass.
+
+    Returns:
+        A function of float32 images (N, S, S, 1) in 0..255 and an int32 class index, returning
+        softmax probabilities (N, classes), maps float32 (N, S, S) in [0, 1] each divided by its
+        own peak, and the extras.
     """
     import keras
     import tensorflow as tf
@@ -215,10 +228,20 @@ def _compile_grad_cam_pass(model, cam_layer: str, extra_outputs=()):
         peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
         return (tf.nn.softmax(logits), tf.math.divide_no_nan(cams, peak), *extras)
 
+    return classify_and_explain
+
+
+def _compile_grad_cam_pass(model, cam_layer: str, extra_outputs=()):
+    """:func:`grad_cam_function` as one ``tf.function``; ``class_index`` is a traced input, so
+    one trace serves every class."""
+    import tensorflow as tf
+
+    size = model.input_shape[1]
     signature = [tf.TensorSpec((None, size, size, 1), tf.float32), tf.TensorSpec((), tf.int32)]
     # autograph=False: straight-line code, and AutoGraph would write its generated source to a
     # file in the temporary directory on the first trace.
-    return tf.function(classify_and_explain, input_signature=signature, autograph=False)
+    return tf.function(grad_cam_function(model, cam_layer, extra_outputs), input_signature=signature,
+                       autograph=False)
 
 
 def _normalise(maps) -> np.ndarray:
