@@ -8,6 +8,7 @@ concurrently. Every call returns an :class:`ImageResult`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,11 @@ from core.radiograph_detector import RadiographDetector
 from core.thresholds import OperatingThresholds, decide
 
 BATCH_SIZE = 128
+# TensorFlow's CPU kernels (oneDNN) compute a batch of one image in another order than a batch of
+# two or more, which agree with each other bit for bit whatever their size or the number of
+# threads (P(fractured) moves by up to 3e-7 between the two). The batch path therefore never runs
+# a batch of one: an image's answer does not depend on the batch it happened to be scored in.
+MIN_BATCH_ROWS = 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,17 @@ class ImageResult:
         """The same result with the image shrunk for a screen (a 3,000 px scan shows nothing more
         in an 800 px column, and costs hundreds of milliseconds to blend and encode)."""
         return dataclasses.replace(self, image=fit_for_display(self.image))
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """One image read and made ready for the network: everything :meth:`FractureClassifier.classify`
+    takes from the file without the network (the batch path makes these on worker threads)."""
+
+    image: np.ndarray  # float32 (H, W) in [0, 1], as read
+    model_input: np.ndarray  # uint8 (S, S, 1)
+    colourfulness: float  # of the reader's colour thumbnail; 0 for a grey file
+    radiograph_score: float | None  # the radiograph detector's P(radiograph); None without a detector
 
 
 class FractureClassifier:
@@ -90,7 +107,7 @@ class FractureClassifier:
 
     def warm_up(self, heatmap: str | None = DEFAULT_METHOD) -> None:
         """Traces the pass that ``classify(..., heatmap=heatmap)`` runs, so that the first user
-        does not wait for it (the app asks for Grad-CAM; the CLI for it only with --heatmap-dir)."""
+        does not wait for it (the app and the CLI ask for Grad-CAM)."""
         size = self.preprocess_config.image_size
         blank = np.zeros((1, size, size, 1), np.uint8)
         if heatmap == "gradcam" and self.explainer is not None:
@@ -114,24 +131,59 @@ class FractureClassifier:
             ValueError: for an unknown method, or a heatmap asked of a model whose metadata
                 names no ``cam_layer``.
         """
+        self._check_heatmap(heatmap)
+        # Padded as the batch path is (MIN_BATCH_ROWS): the app, the CLI, an archive job and the
+        # Serve deployment give an image the same answer, bit for bit.
+        return self._classify_rows([self.prepare(source)], heatmap, class_index)[0]
+
+    def prepare(self, source) -> PreparedImage:
+        """Reads and preprocesses one image and measures what tier 1 of the radiograph check needs:
+        all of :meth:`classify` that does not need the network. Safe to call from many threads.
+
+        Raises:
+            core.imaging.ImageReadError: if the source is not a readable image.
+        """
+        decoded = decode_image(source)
+        return PreparedImage(decoded.grey, preprocess(decoded.grey, self.preprocess_config),
+                             thumbnail_colourfulness(decoded.colour_thumbnail), self._radiograph_score(decoded.grey))
+
+    def classify_prepared(self, images: Sequence[PreparedImage], *, heatmap: str | None = None,
+                          class_index: int = FRACTURED) -> list[ImageResult]:
+        """:meth:`classify` for a batch of images already read by :meth:`prepare`: one network pass.
+
+        An image's result is the same bit for bit in any batch of any size, one image included:
+        a lone image is scored with a blank one beside it (see :data:`MIN_BATCH_ROWS`), as
+        :meth:`classify` scores it.
+
+        Raises:
+            ValueError: as :meth:`classify` for ``heatmap``.
+        """
+        self._check_heatmap(heatmap)
+        return self._classify_rows(images, heatmap, class_index) if images else []
+
+    def _check_heatmap(self, heatmap: str | None) -> None:
         if heatmap is not None:
             check_method(heatmap)
             if self.explainer is None:
                 raise ValueError("this model's metadata names no cam_layer, so it cannot be explained")
-        decoded = decode_image(source)
-        image = decoded.grey
-        model_input = preprocess(image, self.preprocess_config)
-        batch = model_input[np.newaxis]
+
+    def _classify_rows(self, images: Sequence[PreparedImage], heatmap: str | None,
+                       class_index: int) -> list[ImageResult]:
+        """The results of one pass over ``images`` (padded to :data:`MIN_BATCH_ROWS`)."""
+        count = len(images)
+        batch = padded_batch(np.stack([image.model_input for image in images]))
         if heatmap == "gradcam":
             fused = self.explainer.grad_cam_pass(batch, class_index)
-            raw, summary, heatmaps = fused.probabilities[:, FRACTURED], fused.extras[0][0], fused.heatmaps
+            raw, summaries, heatmaps = fused.probabilities[:, FRACTURED], fused.extras[0], fused.heatmaps
         else:
             raw, summaries = self._raw_and_summaries(batch)
-            summary = summaries[0]
             heatmaps = None if heatmap is None else self.explainer.explain(batch, heatmap, class_index)
-        probability = float(apply_temperature(raw.astype(np.float64), self.temperature)[0])
-        return ImageResult(probability, self.check_radiograph(decoded, summary), model_input, image,
-                           image.shape, None if heatmaps is None else heatmaps[0], heatmap)
+        probabilities = apply_temperature(raw[:count].astype(np.float64), self.temperature)
+        return [ImageResult(float(probability),
+                            self._radiograph_check(image.colourfulness, image.radiograph_score, summary),
+                            image.model_input, image.image, image.image.shape,
+                            None if heatmaps is None else heatmaps[row], heatmap)
+                for row, (image, probability, summary) in enumerate(zip(images, probabilities, summaries))]
 
     def predict_batch(self, model_inputs: np.ndarray) -> np.ndarray:
         """Calibrated P(fractured) for preprocessed uint8 images (N, S, S, 1)."""
@@ -148,23 +200,39 @@ class FractureClassifier:
         Colour and the detector's features come from ``decoded``, the reader's own decode: the
         file is never opened twice.
         """
+        return self._radiograph_check(thumbnail_colourfulness(decoded.colour_thumbnail),
+                                      self._radiograph_score(decoded.grey), summary)
+
+    def _radiograph_score(self, grey: np.ndarray) -> float | None:
+        return None if self.detector is None else self.detector.score(grey)
+
+    def _radiograph_check(self, colourfulness: float, radiograph_score: float | None,
+                          summary: np.ndarray) -> RadiographCheck:
         distance = None if self.reference is None else float(self.reference.distances(summary[np.newaxis])[0])
         threshold = None if self.reference is None else self.reference.threshold
-        score = None if self.detector is None else self.detector.score(decoded.grey)
-        return RadiographCheck(thumbnail_colourfulness(decoded.colour_thumbnail), distance, threshold,
-                               score, None if self.detector is None else self.detector.threshold)
+        return RadiographCheck(colourfulness, distance, threshold, radiograph_score,
+                               None if self.detector is None else self.detector.threshold)
 
     def _raw_and_summaries(self, model_inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated P(fractured) (N,) and activation summaries (N, D), in batches."""
         probabilities, summaries = [], []
         for start in range(0, len(model_inputs), BATCH_SIZE):
-            batch = np.asarray(model_inputs[start : start + BATCH_SIZE], dtype=np.float32)
-            batch_probabilities, batch_summaries = self._forward(batch)
-            probabilities.append(batch_probabilities.numpy()[:, FRACTURED])
-            summaries.append(batch_summaries.numpy())
+            chunk = model_inputs[start : start + BATCH_SIZE]
+            batch_probabilities, batch_summaries = self._forward(np.asarray(padded_batch(chunk), np.float32))
+            probabilities.append(batch_probabilities.numpy()[: len(chunk), FRACTURED])
+            summaries.append(batch_summaries.numpy()[: len(chunk)])
         if not probabilities:
             return np.zeros(0), np.zeros((0, 0))
         return np.concatenate(probabilities).astype(np.float64), np.concatenate(summaries)
+
+
+def padded_batch(model_inputs: np.ndarray) -> np.ndarray:
+    """``model_inputs`` with blank rows added to make at least :data:`MIN_BATCH_ROWS` (the caller
+    keeps the first ``len(model_inputs)`` rows of what the network returns)."""
+    missing = MIN_BATCH_ROWS - len(model_inputs)
+    if missing <= 0:
+        return model_inputs
+    return np.concatenate([model_inputs, np.zeros((missing, *model_inputs.shape[1:]), model_inputs.dtype)])
 
 
 def _activation_summary(model):

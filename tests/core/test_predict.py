@@ -11,7 +11,7 @@ from PIL import Image
 from core.config import METADATA_FILENAME
 from core.predict import main
 
-RESULT_KEYS = {"path", "probability_fractured", "decision", "threshold", "looks_like_radiograph",
+RESULT_KEYS = {"path", "probability_fractured", "decision", "threshold", "heatmap_peak", "looks_like_radiograph",
                "unlike_training_data"}
 
 
@@ -126,24 +126,24 @@ def test_missing_model_is_reported(capsys, tmp_path, trained_model, inputs):
     assert "fracture_cnn.keras" in capsys.readouterr().err
 
 
-def test_heatmap_dir_runs_one_pass_per_image_and_keeps_the_json(capsys, tmp_path, trained_model, inputs,
-                                                                monkeypatch):
+def test_one_grad_cam_pass_per_batch_and_the_json_does_not_depend_on_overlays(capsys, tmp_path, trained_model,
+                                                                              inputs, monkeypatch):
     from core.classifier import FractureClassifier
     from core.heatmaps import HeatmapExplainer
 
     square, _, wide = inputs
-    argv = [square, wide, "--model-dir", str(trained_model.directory)]
+    argv = [square, wide, square, "--batch-size", "2", "--model-dir", str(trained_model.directory)]
     _, plain = run_json(capsys, argv)
     passes = []
     for owner, name in ((FractureClassifier, "_raw_and_summaries"), (HeatmapExplainer, "grad_cam_pass")):
         original = getattr(owner, name)
-        monkeypatch.setattr(owner, name, lambda self, *args, _original=original, _name=name, **kwargs:
-                            passes.append(_name) or _original(self, *args, **kwargs))
+        monkeypatch.setattr(owner, name, lambda self, images, *args, _original=original, _name=name, **kwargs:
+                            passes.append((_name, len(images))) or _original(self, images, *args, **kwargs))
     _, explained = run_json(capsys, argv + ["--heatmap-dir", str(tmp_path / "maps")])
-    assert passes == ["grad_cam_pass", "grad_cam_pass"]  # one network pass per image, verdict and map
-    for before, after in zip(plain, explained):
-        assert after["decision"] == before["decision"] and after["threshold"] == before["threshold"]
-        assert after["probability_fractured"] == pytest.approx(before["probability_fractured"], abs=2e-6)
+    # One pass gives verdicts and maps: two images, then the third with a blank row beside it.
+    assert passes == [("grad_cam_pass", 2), ("grad_cam_pass", 2)]
+    assert explained == plain and all("heatmap_peak" in result for result in plain)
+    assert len(list((tmp_path / "maps").iterdir())) == 3
 
 
 def test_heatmap_png_is_the_overlay_of_the_classify_result(capsys, tmp_path, trained_model, classifier, inputs):
@@ -275,3 +275,159 @@ def test_heatmap_of_an_input_named_at_the_length_limit_is_written(capsys, tmp_pa
     capsys.readouterr()
     names = sorted(path.name for path in out.iterdir())
     assert len(names) == 2 and all(len(name.encode()) <= 255 and name.endswith("_gradcam.png") for name in names)
+
+
+@pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--workers", "-1")])
+def test_bad_batch_size_or_workers_is_a_usage_error(capsys, trained_model, inputs, option, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main([inputs[0], option, value, "--model-dir", str(trained_model.directory)])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert f"{option} must be" in captured.err and captured.out == ""
+
+
+def run_with_overlays(capsys, argv, heatmap_dir: Path) -> tuple[int, str, dict[str, bytes]]:
+    """Exit status, stdout and every overlay PNG's bytes by name."""
+    code = main(argv + ["--heatmap-dir", str(heatmap_dir)])
+    out = capsys.readouterr().out
+    return code, out, {path.name: path.read_bytes() for path in sorted(heatmap_dir.iterdir())}
+
+
+@pytest.mark.parametrize("output", ["--json", "text"])
+def test_batch_size_and_workers_change_neither_stdout_nor_overlay_bytes(capsys, tmp_path, trained_model, inputs,
+                                                                        synth, output):
+    shapes = [(40, 60), (64, 30), (48, 48), (25, 90), (70, 52)]
+    extra = [str(synth.write_png(tmp_path / f"extra{index}.png", synth.xray(index % 2 == 0, seed=20 + index,
+                                                                             shape=shape)))
+             for index, shape in enumerate(shapes)]
+    argv = [*inputs, *extra, "--model-dir", str(trained_model.directory)] + (["--json"] if output == "--json" else [])
+    one_at_a_time = run_with_overlays(capsys, argv + ["--batch-size", "1", "--workers", "0"], tmp_path / "one")
+    assert one_at_a_time[0] == 1 and len(one_at_a_time[2]) == len(inputs) - 1 + len(extra)  # the garbage file
+    for name, options in (("default", []), ("threes", ["--batch-size", "3", "--workers", "1"])):
+        assert run_with_overlays(capsys, argv + options, tmp_path / name) == one_at_a_time, name
+
+
+def test_an_unreadable_file_in_a_batch_leaves_the_other_answers_as_they_are_alone(capsys, trained_model, inputs):
+    square, garbage, wide = inputs
+    model = ["--model-dir", str(trained_model.directory)]
+    _, together = run_json(capsys, [square, garbage, wide, "--batch-size", "3", *model])
+    alone = [run_json(capsys, [path, *model])[1][0] for path in (square, wide)]
+    assert [together[0], together[2]] == alone and set(together[1]) == {"path", "error"}
+
+
+def fracatlas_sample(count: int, large: int) -> list[str]:
+    """``count`` FracAtlas test and val radiographs in the data set's order, ``large`` of them scans
+    downscaled to 1,280 px (the rest mostly 373 x 454, both orientations)."""
+    import csv
+
+    from training.config import DEFAULT_DATA_DIR
+
+    with open(DEFAULT_DATA_DIR / "labels.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["split"] in ("test", "val")]
+    chosen = ([row for row in rows if row["resized"] == "1"][:large]
+              + [row for row in rows if row["resized"] == "0"][: count - large])
+    return [str(DEFAULT_DATA_DIR / row["path"]) for row in chosen]
+
+
+def _needs_fracatlas_and_the_shipped_model():
+    from core.config import MODELS_DIR
+    from training.config import DEFAULT_DATA_DIR
+
+    if not (DEFAULT_DATA_DIR / "labels.csv").is_file():
+        pytest.skip(f"FracAtlas not found at {DEFAULT_DATA_DIR}; this check needs real radiographs")
+    if not (MODELS_DIR / METADATA_FILENAME).is_file():
+        pytest.skip(f"no shipped model in {MODELS_DIR}")
+
+
+def test_on_fracatlas_one_at_a_time_and_the_default_batch_give_the_same_stdout_and_pngs(capsys, tmp_path):
+    _needs_fracatlas_and_the_shipped_model()
+    images = fracatlas_sample(20, large=2)
+    one_at_a_time = run_with_overlays(capsys, [*images, "--json", "--batch-size", "1", "--workers", "0"],
+                                      tmp_path / "one")
+    batched = run_with_overlays(capsys, [*images, "--json"], tmp_path / "batched")
+    assert batched == one_at_a_time
+    assert batched[0] == 0 and len(batched[1].splitlines()) == len(batched[2]) == len(images)
+
+
+def test_a_folder_gives_its_image_files_recursively_sorted(capsys, tmp_path, trained_model, inputs):
+    from core.predict import expand_inputs
+
+    square = Path(inputs[0]).read_bytes()  # the reader goes by the bytes, never by the name
+    root = tmp_path / "scans"
+    for name in ("b.png", "a/2.jpg", "a/1.PNG", "IM0001", "1.2.840.10008.5", "a/deeper/x.dcm",
+                 ".hidden.png", ".cache/y.png", "DICOMDIR", "notes.txt", "a/report.pdf"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(square)
+    expected = [str(root / name) for name in ("1.2.840.10008.5", "IM0001", "a/1.PNG", "a/2.jpg", "a/deeper/x.dcm",
+                                              "b.png")]
+    assert [item.path for item in expand_inputs([str(root)])] == expected
+    code, results = run_json(capsys, [inputs[2], str(root), "--model-dir", str(trained_model.directory)])
+    assert code == 0 and [result["path"] for result in results] == [inputs[2], *expected]
+
+
+def test_a_folder_without_images_is_an_error_line_and_the_run_goes_on(capsys, tmp_path, trained_model, inputs):
+    empty = tmp_path / "empty"
+    (empty / ".thumbnails").mkdir(parents=True)
+    (empty / ".thumbnails" / "a.png").write_bytes(Path(inputs[0]).read_bytes())  # hidden: not counted
+    (empty / "notes.txt").write_text("no images here")
+    model = ["--model-dir", str(trained_model.directory)]
+    code, results = run_json(capsys, [str(empty), inputs[0], *model])
+    assert code == 1 and [result["path"] for result in results] == [str(empty), inputs[0]]
+    assert set(results[0]) == {"path", "error"} and results[0]["error"].startswith("no image files in this folder")
+    assert main([str(empty), *model]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(f"{empty}: error: no image files in this folder")
+    assert "Traceback" not in captured.err
+
+
+def test_symbolic_link_loops_in_a_folder_are_listed_once(tmp_path, inputs):
+    from core.predict import expand_inputs
+
+    root = tmp_path / "tree"
+    (root / "sub").mkdir(parents=True)
+    for name in ("x.png", "sub/y.png"):
+        shutil.copy(inputs[0], root / name)
+    (root / "sub" / "loop").symlink_to(root, target_is_directory=True)  # back up the tree
+    (root / "again").symlink_to(root / "sub", target_is_directory=True)  # a second way into sub
+    assert [item.path for item in expand_inputs([str(root)])] == [str(root / "again" / "y.png"), str(root / "x.png")]
+
+
+class FakeTerminal:
+    """A text stream that says it is a terminal, keeping what is written to it."""
+
+    def __init__(self):
+        self.written = []
+
+    def write(self, text: str) -> int:
+        self.written.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+    def getvalue(self) -> str:
+        return "".join(self.written)
+
+
+def test_progress_is_drawn_on_stderr_when_it_is_a_terminal_and_never_in_the_json(capsys, monkeypatch, trained_model,
+                                                                                 inputs):
+    argv = [*inputs, "--json", "--model-dir", str(trained_model.directory)]
+    terminal = FakeTerminal()
+    with monkeypatch.context() as patch:
+        patch.setattr("sys.stderr", terminal)
+        code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 1 and "scored 3/3 files (100%)" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r\x1b[K")  # erased at the end: the prompt comes back on a clean line
+    assert [json.loads(line)["path"] for line in out.splitlines()] == list(inputs)
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(capsys, trained_model, inputs):
+    main([*inputs, "--model-dir", str(trained_model.directory)])
+    captured = capsys.readouterr()
+    assert "scored" not in captured.err and "\r" not in captured.err + captured.out
+    assert captured.err.startswith(f"{inputs[1]}: error: ")  # the garbage file's line, and only that
+    assert len(captured.err.splitlines()) == 1
