@@ -8,9 +8,11 @@ switching pages never re-runs the network.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NoReturn
 
 import numpy as np
 import streamlit as st
@@ -22,6 +24,7 @@ from core.heatmaps import DEFAULT_METHOD
 from core.heldout import HeldOutPredictions
 from core.overlay import encode_png, overlay_on_original
 from core.pdf_report import ReportContext, test_cost_sentence, threshold_label
+from core.remote import RemoteClassifier, RemoteServingError
 from core.thresholds import OperatingThresholds
 from core.triage import TriageBands
 
@@ -33,6 +36,9 @@ HELD_OUT_SPLIT_KEY = "held_out_split"  # the split it shows, which the sidebar's
 HELD_OUT_SPLITS = ("test", "val")
 APP_START_PRESET = "screening"  # a missed fracture costs more than a false alarm
 MODEL_CARD = PROJECT_DIR / "docs" / "model-card.md"
+# Where the model is served, when it is not in this process: the URL of serving/deployment.py.
+SERVE_URL_VARIABLE = "FRACTURE_SERVE_URL"  # the environment's setting wins over the secrets file's
+SERVE_URL_SECRET = "serve_url"  # in .streamlit/secrets.toml
 
 
 def use_app_navigation() -> None:
@@ -186,15 +192,53 @@ def start_loading_classifier() -> None:
     global _model_loader
     with _MODEL_LOADER_LOCK:
         if _model_loader is None:
-            _model_loader = threading.Thread(target=load_classifier, name="model-loader", daemon=True)
+            _model_loader = threading.Thread(target=_load_in_background, name="model-loader", daemon=True)
             _model_loader.start()
 
 
+def _load_in_background() -> None:
+    try:
+        load_classifier()
+    except RemoteServingError:
+        pass  # the page's own call to load_classifier shows the reason; a thread would only log it
+
+
+def serve_url() -> str | None:
+    """The fracture server's URL, from ``FRACTURE_SERVE_URL`` or else ``st.secrets["serve_url"]``;
+    None (the model runs in this process) when neither is set. A missing secrets file is no error."""
+    url = os.environ.get(SERVE_URL_VARIABLE, "").strip()
+    if not url and st.secrets.load_if_toml_exists():
+        url = str(st.secrets.get(SERVE_URL_SECRET, "")).strip()
+    return url or None
+
+
 @st.cache_resource(show_spinner="Loading the model…")
-def load_classifier() -> FractureClassifier:
-    classifier = FractureClassifier.load()
-    classifier.warm_up(heatmap=DEFAULT_METHOD)  # the pages classify with heatmap=DEFAULT_METHOD
-    return classifier
+def load_classifier() -> FractureClassifier | RemoteClassifier:
+    """The model every page classifies with: in this process (the default), or the Ray Serve
+    deployment that :func:`serve_url` names, which answers the same.
+
+    A server that cannot be reached stops the page with a message saying so; nothing is cached,
+    so the next run tries again.
+    """
+    url = serve_url()
+    if url is None:
+        classifier = FractureClassifier.load()
+        classifier.warm_up(heatmap=DEFAULT_METHOD)  # the pages classify with heatmap=DEFAULT_METHOD
+        return classifier
+    try:
+        return RemoteClassifier.connect(url, expected_version=load_metadata().get("model_version"))
+    except (RemoteServingError, ValueError) as error:
+        stop_for_serving_error(error)
+
+
+def stop_for_serving_error(error: Exception) -> NoReturn:
+    """Shows why the fracture server cannot answer, and ends this run of the page."""
+    # A code span shows the URL and the reason as they are, whatever markdown they hold.
+    detail = str(error).replace("`", "'")
+    st.error(f"The fracture server cannot answer: `{detail}`. Check that it is running, or remove the "
+             f"`{SERVE_URL_VARIABLE}` or `{SERVE_URL_SECRET}` setting to classify within this app.")
+    st.stop()
+    raise error  # outside a page run (the loader thread) st.stop returns: raising keeps a None out of the cache
 
 
 @st.cache_resource  # OperatingThresholds holds a mapping proxy, which cache_data cannot pickle
@@ -246,7 +290,10 @@ def classify_upload(data: bytes) -> ImageResult:
     Raises:
         core.imaging.ImageReadError: if the bytes are not a readable image.
     """
-    return load_classifier().classify(data, heatmap=DEFAULT_METHOD).for_display()
+    try:
+        return load_classifier().classify(data, heatmap=DEFAULT_METHOD).for_display()
+    except RemoteServingError as error:  # the server went away after the app connected
+        stop_for_serving_error(error)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -255,7 +302,10 @@ def heatmap_of(data: bytes, method: str = DEFAULT_METHOD) -> np.ndarray:
     result = classify_upload(data)
     if method == result.heatmap_method:
         return result.heatmap
-    return load_classifier().explainer.explain(result.model_input[None], method)[0]
+    try:
+        return load_classifier().explainer.explain(result.model_input[None], method)[0]
+    except RemoteServingError as error:
+        stop_for_serving_error(error)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

@@ -1,0 +1,254 @@
+"""The classifier served elsewhere: a client of the Ray Serve deployment (``serving/deployment.py``)
+that the app uses in place of :class:`~core.classifier.FractureClassifier` when a setting names it.
+
+:class:`RemoteClassifier` offers what the pages use of the in-process classifier (``classify``,
+``explainer.explain``, ``version``, ``preprocess_config``, ``thresholds``, ``warm_up``) and gives
+the same :class:`~core.classifier.ImageResult`: P(fractured), the radiograph check, the model
+input and the heatmap come from the server, bit for bit (floats travel as their raw bytes); only
+the picture shown is decoded here, by the same reader, so an unreadable upload gets the same
+message either way.
+
+This module also defines the wire format of those answers (:func:`result_payload`,
+:func:`encode_array`), so that the server and the client share one definition of it. It uses
+the standard library's HTTP client: ``core`` never imports Ray or Streamlit.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import http.client
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import numpy as np
+
+from core.classifier import ImageResult
+from core.heatmaps import DEFAULT_METHOD, check_method
+from core.imaging import MAX_FILE_BYTES, ImageReadError, decode_image
+from core.imaging.sources import load_bytes
+from core.overlay import encode_png
+from core.preprocessing import PreprocessConfig
+from core.radiograph_check import RadiographCheck
+from core.thresholds import OperatingThresholds
+
+# Long enough for the slowest heatmap method (SmoothGrad, about 1 s per image on 2 CPU cores)
+# behind a queue of other users' requests; short enough that a dead server is reported while
+# the visitor still waits for an answer.
+DEFAULT_TIMEOUT_S = 30.0
+# The routes of serving/deployment.py that this client calls.
+METADATA_ROUTE = "/metadata"
+RESULT_ROUTE = "/result"
+EXPLAIN_ROUTE = "/explain"
+# HTTP statuses the server answers for a body that is not a readable image (422) or is larger
+# than the reader's limit (413): the upload's fault, reported as the reader's own error.
+UNREADABLE_STATUSES = frozenset({413, 422})
+
+
+class RemoteServingError(RuntimeError):
+    """The fracture server cannot be reached, timed out, or failed; the message says which and where."""
+
+
+# --- the wire format --------------------------------------------------------------------------------
+
+def encode_array(array: np.ndarray) -> dict:
+    """``{"dtype", "shape", "data"}``: an array as JSON, its raw bytes in base64 (exact, unlike decimals)."""
+    array = np.ascontiguousarray(array)
+    return {"dtype": array.dtype.str, "shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode()}
+
+
+def decode_array(payload: dict, dtype: str | np.dtype) -> np.ndarray:
+    """The array :func:`encode_array` encoded, which must hold ``dtype``.
+
+    Raises:
+        ValueError: for another dtype, or bytes that do not fill the shape.
+    """
+    expected = np.dtype(dtype)
+    if np.dtype(payload["dtype"]) != expected:
+        raise ValueError(f"expected a {expected} array; got {payload['dtype']}")
+    shape = tuple(int(side) for side in payload["shape"])
+    data = base64.b64decode(payload["data"])
+    if len(data) != expected.itemsize * int(np.prod(shape)):
+        raise ValueError(f"{len(data)} bytes cannot fill a {expected} array of shape {shape}")
+    return np.frombuffer(data, dtype=expected).reshape(shape).copy()  # writable, like a computed array
+
+
+def result_payload(result: ImageResult) -> dict:
+    """What the server sends for one image: everything but the picture, which the client reads itself."""
+    return {"probability_fractured": result.probability_fractured,
+            "radiograph_check": dataclasses.asdict(result.radiograph_check),
+            "source_shape": list(result.source_shape),
+            "model_input": encode_array(result.model_input),
+            "heatmap": None if result.heatmap is None else encode_array(result.heatmap),
+            "heatmap_method": result.heatmap_method}
+
+
+def result_from_payload(payload: dict, image: np.ndarray) -> ImageResult:
+    """The :class:`ImageResult` of :func:`result_payload`, with ``image`` (the client's own read) as its picture.
+
+    Raises:
+        RemoteServingError: if the server read the image at another size than ``image`` (a server
+            running another version of the reader).
+    """
+    source_shape = tuple(int(side) for side in payload["source_shape"])
+    if source_shape != image.shape:
+        raise RemoteServingError(f"the server read the image as {source_shape[0]}×{source_shape[1]} px and this "
+                                 f"app as {image.shape[0]}×{image.shape[1]}: they run different versions")
+    heatmap = None if payload["heatmap"] is None else decode_array(payload["heatmap"], np.float32)
+    return ImageResult(float(payload["probability_fractured"]), RadiographCheck(**payload["radiograph_check"]),
+                       decode_array(payload["model_input"], np.uint8), image, source_shape, heatmap,
+                       payload["heatmap_method"])
+
+
+def model_input_png(model_input: np.ndarray) -> bytes:
+    """A preprocessed uint8 (S, S, 1) model input as a grey PNG: lossless, and read back by the one reader."""
+    return encode_png(np.asarray(model_input)[..., 0])
+
+
+# --- the client -----------------------------------------------------------------------------------
+
+class RemoteExplainer:
+    """``explain`` of :class:`~core.heatmaps.HeatmapExplainer`, computed by the server."""
+
+    def __init__(self, client: "RemoteClassifier"):
+        self._client = client
+
+    def explain(self, model_inputs: np.ndarray, method: str = DEFAULT_METHOD) -> np.ndarray:
+        """Heatmaps of the evidence for "fractured" (see :meth:`core.heatmaps.HeatmapExplainer.explain`).
+
+        Args:
+            model_inputs: uint8 (N, S, S, 1) preprocessed images (``ImageResult.model_input``).
+            method: a key of :data:`core.heatmaps.METHODS`.
+
+        Returns:
+            float32 (N, S, S) in [0, 1].
+
+        Raises:
+            ValueError: for an unknown method.
+            RemoteServingError: if the server cannot be reached or fails.
+        """
+        check_method(method)
+        maps = [self._client.post_json(EXPLAIN_ROUTE, model_input_png(model_input), method=method)["heatmap"]
+                for model_input in np.asarray(model_inputs)]
+        return np.stack([decode_array(heatmap, np.float32) for heatmap in maps])
+
+
+class RemoteClassifier:
+    """The deployment at ``url``, used like :class:`~core.classifier.FractureClassifier`.
+
+    Use :meth:`connect`, which reads the model's metadata from the server. Safe to share between
+    threads: every call is its own HTTP request.
+    """
+
+    def __init__(self, url: str, metadata: dict, *, timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.metadata = metadata
+        self.preprocess_config = PreprocessConfig.from_dict(metadata["preprocessing"])
+        self.thresholds = OperatingThresholds.from_metadata(metadata)
+        self.explainer = RemoteExplainer(self)
+
+    @classmethod
+    def connect(cls, url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                expected_version: str | None = None) -> "RemoteClassifier":
+        """The deployment at ``url`` (e.g. ``http://127.0.0.1:8000``), once it has answered.
+
+        Args:
+            url: the deployment's base URL (its route prefix included).
+            timeout_s: how long one request may wait for an answer.
+            expected_version: the model version the caller's thresholds and figures belong to;
+                a server that serves another one is refused.
+
+        Raises:
+            ValueError: for a URL that is not http(s)://host...
+            RemoteServingError: if the server cannot be reached, fails, or serves another model.
+        """
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"the fracture server URL must look like http://host:port[/prefix]; got {url!r}")
+        metadata = _request_json(url.rstrip("/") + METADATA_ROUTE, None, timeout_s)
+        client = cls(url, metadata, timeout_s=timeout_s)
+        if expected_version is not None and client.version != expected_version:
+            raise RemoteServingError(f"the fracture server at {client.url} serves model {client.version!r}; this app's "
+                                     f"thresholds and figures are for {expected_version!r}")
+        return client
+
+    @property
+    def version(self) -> str:
+        return self.metadata.get("model_version", "unknown")
+
+    def warm_up(self, heatmap: str | None = DEFAULT_METHOD) -> None:
+        """Nothing to do here: each replica of the deployment warms its own model when it starts."""
+
+    def classify(self, source, *, heatmap: str | None = None) -> ImageResult:
+        """Reads ``source`` here (for the picture and the reader's checks) and classifies it on the server.
+
+        Args:
+            source: file bytes or a path.
+            heatmap: a key of :data:`core.heatmaps.METHODS`, or None. The server's answer always
+                carries Grad-CAM (it comes with the verdict); another method is one more request.
+
+        Raises:
+            core.imaging.ImageReadError: if the source is not a readable image.
+            ValueError: for an unknown method.
+            RemoteServingError: if the server cannot be reached or fails.
+        """
+        if heatmap is not None:
+            check_method(heatmap)
+        data, _ = load_bytes(source, MAX_FILE_BYTES)
+        image = decode_image(data).grey  # the same reader as the server's: the same error message
+        result = result_from_payload(self.post_json(RESULT_ROUTE, data), image)
+        if heatmap is None:
+            return dataclasses.replace(result, heatmap=None, heatmap_method=None)
+        if heatmap != result.heatmap_method:
+            return dataclasses.replace(result, heatmap=self.explainer.explain(result.model_input[None], heatmap)[0],
+                                       heatmap_method=heatmap)
+        return result
+
+    def post_json(self, route: str, body: bytes, **query: str) -> dict:
+        """The JSON the server answers to ``body`` posted to ``route``.
+
+        Raises:
+            core.imaging.ImageReadError: if the server could not read the body (HTTP 413 or 422).
+            RemoteServingError: if the server cannot be reached, times out or fails.
+        """
+        url = self.url + route + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        return _request_json(url, body, self.timeout_s)
+
+
+def _request_json(url: str, body: bytes | None, timeout_s: float) -> dict:
+    """GET ``url`` (``body`` None) or POST ``body`` to it, and parse the JSON answer."""
+    request = urllib.request.Request(url, data=body, method="GET" if body is None else "POST",
+                                     headers={"Content-Type": "application/octet-stream"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        detail = _error_detail(error)
+        if error.code in UNREADABLE_STATUSES:
+            raise ImageReadError(detail) from None
+        raise RemoteServingError(f"the fracture server at {_origin(url)} answered HTTP {error.code}: "
+                                 f"{detail}") from None
+    except urllib.error.URLError as error:
+        raise RemoteServingError(f"cannot reach the fracture server at {_origin(url)}: {error.reason}") from None
+    except TimeoutError:
+        raise RemoteServingError(f"the fracture server at {_origin(url)} did not answer within "
+                                 f"{timeout_s:g} s") from None
+    except (ConnectionError, http.client.HTTPException, json.JSONDecodeError) as error:
+        raise RemoteServingError(f"the fracture server at {_origin(url)} broke off its answer: {error}") from None
+
+
+def _error_detail(error: urllib.error.HTTPError) -> str:
+    """The server's own message (``{"error": ...}``), else the status's reason."""
+    try:
+        return str(json.loads(error.read())["error"])
+    except (ValueError, KeyError, TypeError, OSError):
+        return str(error.reason)
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``: where the server is, without the query (which may name a file)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
