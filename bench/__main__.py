@@ -29,10 +29,20 @@ FULL = dict(n=60, n_slow=6, batch=100, naive_batch=100, cold_runs=2, warm_upload
 QUICK = dict(n=6, n_slow=2, batch=8, naive_batch=2, cold_runs=1, warm_uploads=2, agreement=16, per_class=16)
 WARMUP = 3
 TARGETS = {"whole_path_ms": 20.0, "batch_100_s": 5.0, "streamlit_first_answer_s": 6.0, "server_rss_mb": 1024.0}
+# Benches that run on their own, as `python -m bench.<name>` (listed by `python -m bench --help`).
+STANDALONE = {
+    "cli_throughput": "python -m core.predict --heatmap-dir, ms per image marginal: one at a time vs batched",
+    "ray_archive": "python -m serving.archive on 1 and 2 Ray workers vs python -m core.predict: images per second, "
+                   "rows checked equal",
+    "serve_load": "50 concurrent HTTP clients: Ray Serve vs a one-process server, p50/p95 latency and throughput",
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="run on their own:\n" + "\n".join(
+                                         f"  python -m bench.{name}: {what}" for name, what in STANDALONE.items()))
     parser.add_argument("--quick", action="store_true", help="a few images per figure (smoke test); "
                         "the issue's targets are then not judged")
     parser.add_argument("--no-browser", action="store_true", help="skip `streamlit run` and Chromium")
