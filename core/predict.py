@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     except ValueError as error:
         parser.error(terminal_safe(str(error)))
     if args.heatmap_dir is not None:
-        _make_heatmap_dir(parser, args.heatmap_dir)
+        make_output_folder(parser, "--heatmap-dir", args.heatmap_dir)
 
     inputs = expand_inputs(args.images)
     # Verdict, heatmap peak and overlay all come from the one Grad-CAM pass.
@@ -205,20 +205,21 @@ def _escaped(character: str) -> str:
     return character
 
 
-def _make_heatmap_dir(parser: argparse.ArgumentParser, folder: Path) -> None:
-    """Creates ``--heatmap-dir``; a path that cannot be a folder is bad usage (exit 2), not a traceback."""
+def make_output_folder(parser: argparse.ArgumentParser, option: str, folder: Path) -> None:
+    """Creates the folder given to ``option`` (``--heatmap-dir``, and the archive's output folders);
+    a path that cannot be a folder is bad usage (exit 2), not a traceback."""
     if folder.exists() and not folder.is_dir():
-        parser.error(f"--heatmap-dir {terminal_safe(str(folder))}: exists and is not a directory")
+        parser.error(f"{option} {terminal_safe(str(folder))}: exists and is not a directory")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # a parent that is a file, no permission, a read-only disk
-        parser.error(f"--heatmap-dir {terminal_safe(str(folder))}: {error.strerror or error}")
+        parser.error(f"{option} {terminal_safe(str(folder))}: {error.strerror or error}")
 
 
 _NAME_MAX_BYTES = 255  # the longest file name ext4, APFS and NTFS take
 
 
-def _unique_name(path: str, taken: set[str]) -> str:
+def unique_overlay_name(path: str, taken: set[str]) -> str:
     """``<stem>_gradcam.png``, numbered when two inputs share a file name, and short enough to
     write: an input named at the length limit would otherwise fail with "File name too long"."""
     stem, number = Path(path).stem, 1
@@ -238,13 +239,13 @@ def _fitted(stem: str, suffix: str) -> str:
     return stem + suffix
 
 
-def _write_overlay(path: Path, result: ImageResult, classifier: FractureClassifier) -> None:
+def write_overlay(path: Path, result: ImageResult, classifier: FractureClassifier) -> None:
     overlay = overlay_on_original(result.image, result.heatmap, classifier.preprocess_config)
     path.write_bytes(encode_png(overlay))
 
 
 class _OverlayWriter:
-    """Writes each result's overlay into ``folder`` (None: writes nothing) under :func:`_unique_name`,
+    """Writes each result's overlay into ``folder`` (None: writes nothing) under :func:`unique_overlay_name`,
     named in input order, blended and encoded on ``workers`` threads (0: at once, on this thread).
 
     At most ``2 * workers`` overlays are pending, each holding its image at full size: adding one
@@ -261,11 +262,11 @@ class _OverlayWriter:
     def add(self, file: ScoredFile) -> None:
         if self.folder is None:
             return
-        path = self.folder / _unique_name(file.path, self.taken)
+        path = self.folder / unique_overlay_name(file.path, self.taken)
         if self.pool is None:
-            _write_overlay(path, file.result, self.classifier)
+            write_overlay(path, file.result, self.classifier)
             return
-        self.pending.append(self.pool.submit(_write_overlay, path, file.result, self.classifier))
+        self.pending.append(self.pool.submit(write_overlay, path, file.result, self.classifier))
         while len(self.pending) > self.limit:
             self.pending.popleft().result()
 

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from core.classifier import FractureClassifier
-from core.predict import _write_overlay
+from core.predict import write_overlay
 from core.scoring import ScoredFile, score_files
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class ArchiveWorker:
         # One result at a time: each holds its image at full size, and a batch may be of large scans.
         for index, file in zip(batch["index"].tolist(), self._scored(locations)):
             if self.overlay_staging is not None and file.result is not None:
-                _write_overlay(self.overlay_staging / overlay_staging_name(index), file.result, self.classifier)
+                write_overlay(self.overlay_staging / overlay_staging_name(index), file.result, self.classifier)
             rows.append({"index": index, **scored_columns(file.record(self.threshold))})
         return pa.Table.from_pylist(rows, schema=SCORED_SCHEMA)
 

@@ -47,7 +47,7 @@ import pyarrow as pa
 
 from core.artifacts import load_thresholds
 from core.config import MODELS_DIR
-from core.predict import Input, _unique_name, expand_inputs, terminal_safe
+from core.predict import Input, expand_inputs, make_output_folder, terminal_safe, unique_overlay_name
 from core.reports import spreadsheet_safe
 from core.thresholds import DEFAULT_PRESET, PRESET_NAMES
 from serving._archive_worker import SCORED_SCHEMA, ArchiveWorker, overlay_staging_name
@@ -181,7 +181,7 @@ def _name_overlays(ordered: list[Input], table: pa.Table, staging: Path, overlay
     taken: set[str] = set()
     for index, (item, error) in enumerate(zip(ordered, table["error"].to_pylist())):
         if error is None:
-            os.replace(staging / overlay_staging_name(index), overlay_dir / _unique_name(item.path, taken))
+            os.replace(staging / overlay_staging_name(index), overlay_dir / unique_overlay_name(item.path, taken))
 
 
 def _write_rows(table: pa.Table, output: Path) -> None:
@@ -238,14 +238,8 @@ def _check_usage(parser: argparse.ArgumentParser, args) -> None:
 def _make_folders(parser: argparse.ArgumentParser, args) -> None:
     """Creates the output's folder and ``--overlay-dir``; one that cannot be made is bad usage."""
     for option, folder in (("--output", args.output.parent), ("--overlay-dir", args.overlay_dir)):
-        if folder is None:
-            continue
-        if folder.exists() and not folder.is_dir():
-            parser.error(f"{option} {terminal_safe(str(folder))}: exists and is not a directory")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:  # a parent that is a file, no permission, a read-only disk
-            parser.error(f"{option} {terminal_safe(str(folder))}: {error.strerror or error}")
+        if folder is not None:
+            make_output_folder(parser, option, folder)
 
 
 def main(argv=None) -> int:
