@@ -1,0 +1,23 @@
+"""Fifty HTTP clients at once against the Ray Serve deployment and against a one-process server:
+every request is answered, with the same JSON from both (the figures are ``bench.serve_load``'s;
+run it without arguments for the full 50 x 10 load and the latency and throughput table)."""
+
+import json
+
+from bench import serve_load
+
+CLIENTS = 50  # the issue's class: 50 concurrent clients; one request each keeps CI short
+
+
+def test_fifty_concurrent_clients_are_all_answered_the_same_by_serve_and_by_one_process(tmp_path):
+    figures_file = tmp_path / "serve_load.json"
+    status = serve_load.main(["--clients", str(CLIENTS), "--per-client", "1", "--timeout", "120",
+                              "--out", str(figures_file)])
+    figures = json.loads(figures_file.read_text())
+    assert figures["first_errors"] == []
+    assert status == 0
+    assert figures["disagreements"] == []
+    assert [run["answered"] for run in figures["runs"]] == [CLIENTS, CLIENTS]
+    for run in figures["runs"]:
+        assert run["latency_ms"]["n"] == CLIENTS and 0 < run["latency_ms"]["p50"] <= run["latency_ms"]["p95"]
+        assert run["throughput_per_s"] > 0
