@@ -199,6 +199,28 @@ def build_app(model_dir: str | Path = MODELS_DIR, *, replicas: int = 1, replica_
         str(model_dir))
 
 
+def app_builder(args: dict[str, str]):
+    """:func:`build_app` from text arguments, for Ray's own launchers: ``serve run
+    serving.deployment:app_builder replicas=2`` and a config file's or KubeRay RayService's
+    ``import_path: serving.deployment:app_builder`` with ``args``. Keys: ``model_dir``,
+    ``replicas``, ``replica_cpus``; any other key is an error, not ignored.
+
+    Raises:
+        ValueError: for an unknown key or a value that is not a positive number.
+    """
+    unknown = sorted(set(args) - {"model_dir", "replicas", "replica_cpus"})
+    if unknown:
+        raise ValueError(f"unknown argument(s) {', '.join(unknown)}; valid: model_dir, replicas, replica_cpus")
+    try:
+        replicas = int(args.get("replicas", 1))
+        replica_cpus = float(args.get("replica_cpus", REPLICA_CPUS))
+    except (TypeError, ValueError):
+        raise ValueError(f"replicas must be a whole number and replica_cpus a number; got {dict(args)}") from None
+    if replicas < 1 or not replica_cpus > 0:
+        raise ValueError(f"replicas must be at least 1 and replica_cpus above 0; got {replicas} and {replica_cpus}")
+    return build_app(args.get("model_dir", MODELS_DIR), replicas=replicas, replica_cpus=replica_cpus)
+
+
 def start(app, *, host: str, port: int, route_prefix: str = "/", name: str = "fracture"):
     """Starts Serve's HTTP proxy on ``host:port`` and deploys ``app`` under ``route_prefix``;
     returns once every replica has loaded its model. Ray must be initialised."""

@@ -227,3 +227,14 @@ def test_a_server_that_is_not_there_is_a_remote_serving_error_naming_it():
     port = free_port()  # nothing listens on it
     with pytest.raises(RemoteServingError, match=f"cannot reach the fracture server at http://127.0.0.1:{port}"):
         RemoteClassifier.connect(f"http://127.0.0.1:{port}", timeout_s=5)
+
+
+def test_the_app_builder_for_serve_run_and_kuberay_takes_text_arguments_and_rejects_bad_ones():
+    from ray.serve import Application
+
+    from serving.deployment import app_builder
+
+    assert isinstance(app_builder({"replicas": "2", "replica_cpus": "0.5"}), Application)
+    for bad in ({"replica": "2"}, {"replicas": "two"}, {"replicas": "0"}, {"replica_cpus": "-1"}):
+        with pytest.raises(ValueError, match="replica"):
+            app_builder(bad)
