@@ -175,6 +175,24 @@ def test_a_server_that_cannot_be_reached_is_a_message_on_the_page_not_a_tracebac
     assert not _verdicts(app)
 
 
+def test_a_server_that_goes_away_after_connecting_is_a_message_on_the_page(serve_url, setting, radiographs,
+                                                                           monkeypatch):
+    from core.remote import RemoteServingError
+
+    setting(serve_url)
+    app = AppTest.from_file(CLASSIFY_PAGE, default_timeout=TIMEOUT).run()  # connects, and keeps the client
+
+    def server_gone(self, data, **options):
+        raise RemoteServingError(f"cannot reach the fracture server at {serve_url}: connection refused")
+
+    monkeypatch.setattr(RemoteClassifier, "classify", server_gone)
+    app.file_uploader[0].upload(*radiographs[0], "image/jpeg").run()
+    assert not app.exception
+    assert any(shown(element.value).startswith("The fracture server cannot answer: `cannot reach the fracture "
+                                                f"server at {serve_url}") for element in app.error)
+    assert not _verdicts(app)
+
+
 def test_the_secrets_file_setting_points_the_app_at_a_server(setting):
     port = free_port()  # nothing listens on it: the message shows which server the page asked
     setting(None)
