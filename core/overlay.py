@@ -152,12 +152,15 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, *, opacity: float = 
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1]; got {opacity}")
     table = _colormap_table(colormap)
+    index = _colormap_index(heatmap, len(table))
+    codes = _eight_bit_codes(image)
+    if codes is not None:
+        return _blend_eight_bit(index, codes, colormap, opacity)
     # The same arithmetic as blending matplotlib's colours pixel by pixel, so the bytes are
     # identical; looking colours up in the colormap's own table, one channel at a time, is about
     # twice as fast as calling the colormap on every pixel (bench/, docs/performance.md).
     colours = opacity * table
     grey = (1.0 - opacity) * image
-    index = _colormap_index(heatmap, len(table))
     blended = np.empty((*image.shape, 3), dtype=np.uint8)
     for channel in range(3):
         values = colours[:, channel].take(index)
@@ -166,6 +169,42 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, *, opacity: float = 
         # No clip: every term is in [0, 1], so rounding error cannot leave [0, 255.5).
         blended[..., channel] = np.rint(values, out=values)
     return blended
+
+
+def _eight_bit_codes(image: np.ndarray) -> np.ndarray | None:
+    """The codes k (uint8) of an image whose every pixel is exactly k / 255 in float32, as the reader
+    makes of an 8-bit file (nearly every radiograph); None for any other image."""
+    if image.dtype != np.float32:
+        return None
+    codes = cv2.convertScaleAbs(image, alpha=255.0)  # round(255 · value), saturated to 0..255
+    exact = codes.astype(np.float32)
+    exact /= 255.0  # the reader's own division
+    return codes if np.array_equal(exact, image) else None
+
+
+def _blend_eight_bit(index: np.ndarray, codes: np.ndarray, colormap: str, opacity: float) -> np.ndarray:
+    """:func:`overlay_heatmap` of an 8-bit image: each pixel looked up in :func:`_blend_table` by its
+    colour row and grey code, the same bytes as blending it, 3-6x faster (bench/)."""
+    combined = index.astype(np.intp)
+    combined <<= 8
+    combined |= codes
+    packed = _blend_table(colormap, opacity).take(combined)  # one 4-byte gather per pixel
+    return cv2.cvtColor(packed.view(np.uint8).reshape(*index.shape, 4), cv2.COLOR_RGBA2RGB)
+
+
+@functools.lru_cache(maxsize=32)
+def _blend_table(colormap: str, opacity: float) -> np.ndarray:
+    """Every blend of a colormap row i with an 8-bit grey level k, at i · 256 + k, as little-endian
+    packed RGB0 (uint32), read-only. Computed with the pixel path's own arithmetic: the grey term
+    in float32, as ``(1 - opacity) * image`` is for a float32 image, the sum and scaling in float64."""
+    colours = opacity * _colormap_table(colormap)
+    levels = np.arange(256, dtype=np.float32)
+    levels /= 255.0
+    grey = (1.0 - opacity) * levels
+    rgb = np.rint((colours[:, np.newaxis, :] + grey[np.newaxis, :, np.newaxis]) * 255.0).astype(np.uint32)
+    packed = (rgb[..., 0] | rgb[..., 1] << 8 | rgb[..., 2] << 16).astype("<u4").reshape(-1)
+    packed.setflags(write=False)
+    return packed
 
 
 def _check_unit_range(name: str, values: np.ndarray) -> None:

@@ -206,3 +206,24 @@ def test_the_colour_scale_matches_the_overlay_colours():
         assert colour == "rgb({}, {}, {})".format(*pixel[0, 0])
     with pytest.raises(ValueError, match="unknown colormap"):
         colour_scale("nope")
+
+
+@pytest.mark.parametrize("colormap", ["jet", "inferno", "viridis", "magma", "turbo"])
+def test_an_eight_bit_image_is_blended_from_a_table_with_the_same_bytes_as_matplotlib(colormap):
+    """The reader makes k / 255 of an 8-bit file; such images take the lookup-table path, which must
+    draw exactly the pixels of matplotlib's blend (bench.baselines keeps that code verbatim)."""
+    from bench.baselines import matplotlib_overlay
+    from core.overlay import _eight_bit_codes
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (41, 67)).astype(np.float32)
+    image[0, :2] = (0, 255)  # black and white
+    image /= 255.0
+    heatmap = rng.random((41, 67)).astype(np.float32)
+    heatmap[0, :3] = (0.0, 1.0, 0.5)
+    assert _eight_bit_codes(image) is not None
+    assert _eight_bit_codes(np.nextafter(image, 2, dtype=np.float32)) is None  # one ulp off: the pixel path
+    for opacity in (0.0, 0.25, 0.4, 0.7, 1.0):
+        ours = overlay_heatmap(image, heatmap, opacity=opacity, colormap=colormap)
+        assert ours.dtype == np.uint8 and ours.shape == (41, 67, 3) and ours.flags.c_contiguous
+        np.testing.assert_array_equal(ours, matplotlib_overlay(image, heatmap, opacity, colormap))
