@@ -311,9 +311,9 @@ async def _upload_and_read(page, upload: Upload, threshold: float, go: asyncio.E
         alerts = page.locator("[data-testid=stAlert]").filter(has_text=upload.name).filter(
             has_text=app_harness.VERDICT_PATTERN)
         result.shown_text = (await alerts.first.inner_text()).strip()
-        result.images = await page.evaluate(
-            "Array.from(document.querySelectorAll('[data-testid=stImage] img'))"
-            ".filter(i => i.complete && i.naturalWidth > 0).length")
+        # The pictures the wait above counted (the viewer's Plotly images included), not only
+        # st.image ones: those are the sample gallery's thumbnails, incidental to the answer.
+        result.images = await page.evaluate(app_harness.PICTURES_SHOWN)
         result.exceptions = await page.locator("[data-testid=stException]").count()
     except Exception as error:  # a timeout or a closed page is this session's failure, reported
         result.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
