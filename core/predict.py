@@ -45,8 +45,7 @@ from pathlib import Path
 
 from core.classifier import FractureClassifier, ImageResult
 from core.config import MODELS_DIR
-from core.overlay import encode_png, overlay_on_original
-from core.scoring import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, ScoredFile, score_files
+from core.scoring import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, ScoredFile, overlay_png, score_files
 from core.thresholds import DEFAULT_PRESET, PRESET_NAMES
 
 DEFAULT_THRESHOLD = DEFAULT_PRESET
@@ -240,8 +239,7 @@ def _fitted(stem: str, suffix: str) -> str:
 
 
 def write_overlay(path: Path, result: ImageResult, classifier: FractureClassifier) -> None:
-    overlay = overlay_on_original(result.image, result.heatmap, classifier.preprocess_config)
-    path.write_bytes(encode_png(overlay))
+    path.write_bytes(overlay_png(result, classifier.preprocess_config))
 
 
 class _OverlayWriter:

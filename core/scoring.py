@@ -25,6 +25,7 @@ import numpy as np
 from core.classifier import FractureClassifier, ImageResult, PreparedImage
 from core.heatmaps import DEFAULT_METHOD
 from core.imaging import ImageReadError
+from core.overlay import encode_png, overlay_on_original
 from core.preprocessing import PreprocessConfig, content_box
 from core.reports import radiograph_fields
 
@@ -64,6 +65,12 @@ def heatmap_peak(heatmap: np.ndarray, source_shape: tuple[int, int], config: Pre
     inside = np.asarray(heatmap)[top : top + height, left : left + width]
     row, column = np.unravel_index(int(np.argmax(inside)), inside.shape)
     return HeatmapPeak(x=float((column + 0.5) / width), y=float((row + 0.5) / height))
+
+
+def overlay_png(result: ImageResult, config: PreprocessConfig) -> bytes:
+    """``result``'s heatmap over its image, at the image's size, as PNG: the file
+    ``--heatmap-dir`` and the archive write and the Serve deployment's ``overlay=png`` answer."""
+    return encode_png(overlay_on_original(result.image, result.heatmap, config))
 
 
 @dataclass(frozen=True)

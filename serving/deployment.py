@@ -46,9 +46,8 @@ from core.config import MODELS_DIR
 from core.heatmaps import DEFAULT_METHOD, check_method
 from core.imaging import MAX_FILE_BYTES, ImageReadError, read_image
 from core.imaging.common import too_many_bytes
-from core.overlay import encode_png, overlay_on_original
 from core.remote import encode_array, result_payload
-from core.scoring import ImageBytes, ScoredFile, score_files
+from core.scoring import ImageBytes, ScoredFile, overlay_png, score_files
 from core.thresholds import DEFAULT_PRESET
 from serving._ray import ray_connection
 
@@ -121,7 +120,7 @@ class FractureDeployment:
             raise RequestError(422, scored.error, scored.record(decision_threshold))
         if overlay is None:
             return JSONResponse(scored.record(decision_threshold))
-        png = await asyncio.to_thread(self.overlay_png, scored)
+        png = await asyncio.to_thread(overlay_png, scored.result, self.classifier.preprocess_config)
         return Response(png, media_type="image/png")
 
     @http_app.post("/result")
@@ -164,11 +163,6 @@ class FractureDeployment:
 
     def _scored_together(self, sources: list[ImageBytes]) -> list[ScoredFile]:
         return list(score_files(self.classifier, sources, heatmap=DEFAULT_METHOD, batch_size=MAX_BATCH_SIZE))
-
-    def overlay_png(self, scored: ScoredFile) -> bytes:
-        """The Grad-CAM overlay of ``python -m core.predict --heatmap-dir``, byte for byte."""
-        result = scored.result
-        return encode_png(overlay_on_original(result.image, result.heatmap, self.classifier.preprocess_config))
 
     def _threshold(self, threshold: str) -> float:
         try:
