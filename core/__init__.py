@@ -4,7 +4,7 @@ The public API is small: load, classify, decide, draw.
 
     >>> from core import FractureClassifier
     >>> classifier = FractureClassifier.load()               # the model shipped in models/
-    >>> result = classifier.classify(open("xray.jpg", "rb").read(), heatmap="gradcam")
+    >>> result = classifier.classify(open("xray.jpg", "rb").read(), heatmap=classifier.default_heatmap)
     >>> result.probability_fractured, result.decision(classifier.thresholds["screening"])
 
 ``core`` never imports ``training``, ``pages`` or streamlit. TensorFlow is imported only when a

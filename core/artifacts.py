@@ -44,6 +44,8 @@ def load_network(model_dir: str | Path, metadata: dict):
     """
     import keras
 
+    import core.layers  # noqa: F401  (registers the custom layers a model file names)
+
     metadata_path = Path(model_dir) / METADATA_FILENAME
     model_path = Path(model_dir) / metadata["model_file"]
     # Keras reports a missing file as ValueError; callers (the CLIs) expect FileNotFoundError.

@@ -16,7 +16,8 @@ import numpy as np
 
 from core import artifacts
 from core.config import FRACTURED, MODELS_DIR
-from core.heatmaps import DEFAULT_METHOD, HeatmapExplainer, check_method
+from core.heatmaps import (DEFAULT_METHOD, HeatmapExplainer, check_method, fracture_cells, has_fracture_map,
+                           maps_from_cells)
 from core.imaging import DecodedImage, decode_image
 from core.metrics import apply_temperature
 from core.overlay import fit_for_display
@@ -32,6 +33,7 @@ BATCH_SIZE = 128
 # threads (P(fractured) moves by up to 3e-7 between the two). The batch path therefore never runs
 # a batch of one: an image's answer does not depend on the batch it happened to be scored in.
 MIN_BATCH_ROWS = 2
+_MODEL_DEFAULT = "model default"  # warm_up's "the method the model's metadata names"
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,12 @@ class FractureClassifier:
         self.reference = reference
         self.detector = detector
         summary = _activation_summary(model)
-        self._forward = compile_forward(model, [summary])
+        # A model with a map of its own returns it from the verdict's pass: its heatmap is free.
+        self._has_map = has_fracture_map(model)
+        self._forward = compile_forward(model, [summary, fracture_cells(model)] if self._has_map else [summary])
         cam_layer = metadata.get("cam_layer")
         self.explainer = None if cam_layer is None else HeatmapExplainer(model, cam_layer, [summary])
+        self.default_heatmap = check_method(metadata.get("default_heatmap", DEFAULT_METHOD))
 
     @classmethod
     def load(cls, model_dir: str | Path = MODELS_DIR) -> "FractureClassifier":
@@ -105,9 +110,11 @@ class FractureClassifier:
     def version(self) -> str:
         return self.metadata.get("model_version", "unknown")
 
-    def warm_up(self, heatmap: str | None = DEFAULT_METHOD) -> None:
-        """Traces the pass that ``classify(..., heatmap=heatmap)`` runs, so that the first user
-        does not wait for it (the app and the CLI ask for Grad-CAM)."""
+    def warm_up(self, heatmap: str | None = _MODEL_DEFAULT) -> None:
+        """Traces the pass that ``classify(..., heatmap=heatmap)`` runs (by default the model's
+        :attr:`default_heatmap`, which the app and the CLI ask for; None: the verdict alone), so
+        that the first user does not wait for it."""
+        heatmap = self.default_heatmap if heatmap is _MODEL_DEFAULT else heatmap
         size = self.preprocess_config.image_size
         blank = np.zeros((1, size, size, 1), np.uint8)
         if heatmap == "gradcam" and self.explainer is not None:
@@ -175,6 +182,9 @@ class FractureClassifier:
         if heatmap == "gradcam":
             fused = self.explainer.grad_cam_pass(batch, class_index)
             raw, summaries, heatmaps = fused.probabilities[:, FRACTURED], fused.extras[0], fused.heatmaps
+        elif heatmap == "fracturemap" and self._has_map:
+            raw, summaries, cells = self._forward_rows(batch)
+            heatmaps = maps_from_cells(cells, self.preprocess_config.image_size, class_index)
         else:
             raw, summaries = self._raw_and_summaries(batch)
             heatmaps = None if heatmap is None else self.explainer.explain(batch, heatmap, class_index)
@@ -215,15 +225,23 @@ class FractureClassifier:
 
     def _raw_and_summaries(self, model_inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated P(fractured) (N,) and activation summaries (N, D), in batches."""
-        probabilities, summaries = [], []
+        raw, summaries, _ = self._forward_rows(model_inputs)
+        return raw, summaries
+
+    def _forward_rows(self, model_inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Uncalibrated P(fractured) (N,), activation summaries (N, D) and, for a model with a map
+        of its own, its cell logits (N, g, g, 1), in batches."""
+        outputs = [[], [], []]
         for start in range(0, len(model_inputs), BATCH_SIZE):
             chunk = model_inputs[start : start + BATCH_SIZE]
-            batch_probabilities, batch_summaries = self._forward(np.asarray(padded_batch(chunk), np.float32))
-            probabilities.append(batch_probabilities.numpy()[: len(chunk), FRACTURED])
-            summaries.append(batch_summaries.numpy()[: len(chunk)])
-        if not probabilities:
-            return np.zeros(0), np.zeros((0, 0))
-        return np.concatenate(probabilities).astype(np.float64), np.concatenate(summaries)
+            probabilities, *extras = self._forward(np.asarray(padded_batch(chunk), np.float32))
+            outputs[0].append(probabilities.numpy()[: len(chunk), FRACTURED])
+            for kept, extra in zip(outputs[1:], extras):
+                kept.append(extra.numpy()[: len(chunk)])
+        if not outputs[0]:
+            return np.zeros(0), np.zeros((0, 0)), None
+        cells = np.concatenate(outputs[2]) if outputs[2] else None
+        return np.concatenate(outputs[0]).astype(np.float64), np.concatenate(outputs[1]), cells
 
 
 def padded_batch(model_inputs: np.ndarray) -> np.ndarray:

@@ -13,6 +13,9 @@ each divided by its own peak, in [0, 1].
 * Layer-CAM (Jiang et al., IEEE TIP 2021, doi:10.1109/TIP.2021.3089943).
 * SmoothGrad (Smilkov et al., 2017, arXiv:1706.03825) on vanilla gradient saliency
   (Simonyan et al., 2014, arXiv:1312.6034).
+* The fracture map: a box-supervised model's own per-cell fracture probabilities (the layer
+  :data:`FRACTURE_MAP_LAYER`), from which its verdict is pooled. No gradient; only models that
+  have the layer offer it.
 
 All but Grad-CAM come from tf-keras-vis (Kubota, https://github.com/keisen/tf-keras-vis).
 """
@@ -34,6 +37,7 @@ METHODS: dict[str, str] = {
     "scorecam": "Score-CAM",  # the "Faster Score-CAM" variant; still among the slow methods here
     "layercam": "Layer-CAM",
     "smoothgrad": "SmoothGrad saliency",
+    "fracturemap": "Fracture map (the model's own)",
 }
 DEFAULT_METHOD = "gradcam"
 
@@ -50,6 +54,7 @@ SMOOTH_SAMPLES = 20  # the SmoothGrad paper finds maps stop sharpening beyond ~5
 SMOOTH_NOISE = 0.20  # noise s.d. as a fraction of each image's value range (paper: 10-20 %)
 
 OUTPUT_LAYER = "probabilities"
+FRACTURE_MAP_LAYER = "fracture_map"  # per-cell fracture logits (N, g, g, 1), in box-supervised models
 
 # tf-keras-vis passes inputs to Keras 3 functional models as a one-element list; Keras warns on
 # every call although the result is the same. Only that message, only from Keras, is silenced.
@@ -97,6 +102,7 @@ class HeatmapExplainer:
         self.cam_layer = cam_layer
         self.size = int(model.input_shape[1])
         self._grad_cam = _compile_grad_cam_pass(model, cam_layer, extra_outputs)
+        self._fracture_cells = _compile_fracture_cells(model) if has_fracture_map(model) else None
         self._visualisers: dict[str, object] = {}
         # One lock per method: building one visualiser must not block the others, and calls
         # are serialised per visualiser because Score-CAM goes through ``model.predict``, whose
@@ -123,7 +129,26 @@ class HeatmapExplainer:
         check_method(method)
         if method == "gradcam":
             return self.grad_cam_pass(model_inputs, class_index).heatmaps
+        if method == "fracturemap":
+            return self.fracture_map(model_inputs, class_index)
         return _normalise(self._tf_keras_vis(np.asarray(model_inputs, np.float32), method, class_index))
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The keys of :data:`METHODS` this model can draw."""
+        return tuple(name for name in METHODS if name != "fracturemap" or self._fracture_cells is not None)
+
+    def fracture_map(self, model_inputs: np.ndarray, class_index: int = FRACTURED) -> np.ndarray:
+        """The model's own map (see :func:`maps_from_cells`).
+
+        Raises:
+            ValueError: if the model has no :data:`FRACTURE_MAP_LAYER`.
+        """
+        if self._fracture_cells is None:
+            raise ValueError(f"this model draws no fracture map of its own (no layer {FRACTURE_MAP_LAYER!r}); "
+                             f"use one of: {', '.join(self.methods)}")
+        cell_logits = self._fracture_cells(np.asarray(model_inputs, np.float32))
+        return maps_from_cells(cell_logits.numpy(), self.size, class_index)
 
     def grad_cam_pass(self, model_inputs: np.ndarray, class_index: int = FRACTURED) -> GradCamPass:
         """Softmax probabilities, Grad-CAM maps and the extra outputs, from one forward pass."""
@@ -242,6 +267,38 @@ def _compile_grad_cam_pass(model, cam_layer: str, extra_outputs=()):
     # file in the temporary directory on the first trace.
     return tf.function(grad_cam_function(model, cam_layer, extra_outputs), input_signature=signature,
                        autograph=False)
+
+
+def has_fracture_map(model) -> bool:
+    """Whether ``model`` has a map of its own (a :data:`FRACTURE_MAP_LAYER` layer)."""
+    return any(layer.name == FRACTURE_MAP_LAYER for layer in model.layers)
+
+
+def fracture_cells(model):
+    """The Keras tensor of ``model``'s per-cell fracture logits (N, g, g, 1)."""
+    return model.get_layer(FRACTURE_MAP_LAYER).output
+
+
+def maps_from_cells(cell_logits: np.ndarray, size: int, class_index: int = FRACTURED) -> np.ndarray:
+    """Heatmaps (N, size, size) from cell logits (N, g, g, 1): each cell's P(fractured)
+    (P(not fractured) for class 0), resized bilinearly to the input as Grad-CAM is, divided by
+    its own peak. The one definition: the classifier's fused pass and the explainer both use it."""
+    import tensorflow as tf
+
+    sign = 1.0 if class_index == FRACTURED else -1.0
+    probabilities = tf.sigmoid(sign * tf.convert_to_tensor(np.asarray(cell_logits, np.float32)))
+    return _normalise(tf.image.resize(probabilities, (size, size), method="bilinear")[..., 0].numpy())
+
+
+def _compile_fracture_cells(model):
+    """``images -> cell logits`` as one ``tf.function``."""
+    import keras
+    import tensorflow as tf
+
+    size = model.input_shape[1]
+    cells = keras.Model(model.inputs, fracture_cells(model))
+    signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
+    return tf.function(lambda images: cells(images, training=False), input_signature=signature, autograph=False)
 
 
 def _normalise(maps) -> np.ndarray:

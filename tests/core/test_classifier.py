@@ -143,3 +143,51 @@ def test_explaining_needs_a_cam_layer(classifier, sample_paths):
     without = FractureClassifier(classifier.model, metadata)
     with pytest.raises(ValueError, match="cam_layer"):
         without.classify(sample_paths[0], heatmap="gradcam")
+
+
+# --- A box-supervised model: its own map is the default heatmap, from the verdict's own pass ----
+
+def bar_classifier(classifier, default_heatmap: str | None) -> FractureClassifier:
+    from tests.core.test_heatmaps import SIZE, bar_box_model
+
+    metadata = {**classifier.metadata, "preprocessing": {"image_size": SIZE, "aspect": "pad", "contrast": "none"}}
+    if default_heatmap is None:
+        metadata.pop("default_heatmap", None)
+    else:
+        metadata["default_heatmap"] = default_heatmap
+    return FractureClassifier(bar_box_model(), metadata)
+
+
+def bar_png(synth, tmp_path, top: int, left: int):
+    image = np.full((64, 64), 20, np.uint8)
+    image[2 * top : 2 * top + 4, 2 * left : 2 * left + 16] = 255
+    return synth.write_png(tmp_path / f"bar-{top}-{left}.png", image)
+
+
+def test_the_default_heatmap_comes_from_the_models_metadata(classifier):
+    assert bar_classifier(classifier, "fracturemap").default_heatmap == "fracturemap"
+    assert bar_classifier(classifier, None).default_heatmap == "gradcam"  # models trained before the map
+    with pytest.raises(ValueError, match="unknown heatmap method 'peak'"):
+        bar_classifier(classifier, "peak")
+
+
+def test_the_own_map_from_the_verdicts_pass_equals_the_explainers(classifier, synth, tmp_path):
+    boxed = bar_classifier(classifier, "fracturemap")
+    path = bar_png(synth, tmp_path, 4, 20)
+    plain = boxed.classify(path)
+    mapped = boxed.classify(path, heatmap="fracturemap")
+    assert mapped.heatmap_method == "fracturemap"
+    assert mapped.probability_fractured == plain.probability_fractured > 0.5
+    np.testing.assert_allclose(mapped.heatmap, boxed.explainer.explain(plain.model_input[None], "fracturemap")[0],
+                               atol=1e-6)
+    row, col = np.unravel_index(np.argmax(mapped.heatmap), mapped.heatmap.shape)
+    assert 4 <= row < 6 and 20 <= col < 28  # the bar, on the 32 px model input
+    against = boxed.classify(path, heatmap="fracturemap", class_index=0).heatmap
+    assert against[4:6, 22:26].max() < 0.5 * against.max()  # the bar argues against "not fractured"
+
+
+def test_warm_up_without_a_method_traces_the_models_default(classifier):
+    boxed = bar_classifier(classifier, "fracturemap")
+    boxed.warm_up()
+    assert boxed._forward.experimental_get_tracing_count() == 1  # the map comes from the verdict's pass
+    assert boxed.explainer._grad_cam.experimental_get_tracing_count() == 0

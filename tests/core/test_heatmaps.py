@@ -44,11 +44,18 @@ def tf_keras_vis_gradcam(explainer: HeatmapExplainer, images: np.ndarray) -> np.
 
 
 def test_methods_are_listed_in_order():
-    assert list(METHODS) == ["gradcam", "gradcam++", "scorecam", "layercam", "smoothgrad"]
+    assert list(METHODS) == ["gradcam", "gradcam++", "scorecam", "layercam", "smoothgrad", "fracturemap"]
     assert SLOW_METHODS <= set(METHODS)
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+def test_a_model_without_a_map_of_its_own_offers_every_method_but_the_fracture_map(residual):
+    _, explainer, images, _ = residual
+    assert explainer.methods == ("gradcam", "gradcam++", "scorecam", "layercam", "smoothgrad")
+    with pytest.raises(ValueError, match="no fracture map of its own"):
+        explainer.explain(images, "fracturemap")
+
+
+@pytest.mark.parametrize("method", [name for name in METHODS if name != "fracturemap"])
 def test_every_method_returns_normalised_maps(residual, method):
     _, explainer, images, _ = residual
     maps = explainer.explain(images, method)
@@ -66,7 +73,7 @@ def test_unknown_method_lists_the_valid_ones(residual):
 
 def test_shared_model_is_left_untouched(residual):
     model, explainer, images, before = residual
-    for method in METHODS:
+    for method in explainer.methods:
         explainer.explain(images[:1], method)
     assert model.get_layer("probabilities").activation is keras.activations.softmax
     np.testing.assert_allclose(model(images.astype(np.float32)).numpy(), before, atol=1e-6)
@@ -222,3 +229,74 @@ def test_gradcam_follows_the_fracture_class_not_brightness():
     assert heatmap.max() == pytest.approx(1.0)
     row, col = np.unravel_index(np.argmax(heatmap), heatmap.shape)
     assert not (0 <= row < 16 and 16 <= col < 32)
+
+
+# --- A box-supervised model's own map, on a synthetic bar whose box is known ----------------
+
+def bar_box_model() -> keras.Model:
+    """The shipped box model's head on a hand-made 'backbone': 'cam_features' = each 4 x 4 block's
+    mean brightness; each cell's fracture logit is 40 x (brightness - 0.3), pooled by log-mean-exp
+    into the verdict, with the fixed two-class output of ``training.model.build_box_model``."""
+    from core.layers import LogMeanExpPooling
+
+    inputs = keras.Input((SIZE, SIZE, 1), name="xray")
+    hidden = layers.Conv2D(1, BLOCK, strides=BLOCK, name="cell_hidden")
+    x = layers.Activation("relu", name="cam_features")(hidden(layers.Rescaling(1.0 / 255.0)(inputs)))
+    cells = layers.Conv2D(1, 1, name="fracture_map")
+    output = layers.Dense(2, activation="softmax", name="probabilities")
+    model = keras.Model(inputs, output(LogMeanExpPooling(name="image_logit")(cells(x))))
+    hidden.set_weights([np.full((BLOCK, BLOCK, 1, 1), 1.0 / BLOCK**2, np.float32), np.zeros(1, np.float32)])
+    cells.set_weights([np.full((1, 1, 1, 1), 40.0, np.float32), np.array([-12.0], np.float32)])
+    output.set_weights([np.array([[-0.5, 0.5]], np.float32), np.zeros(2, np.float32)])
+    return model
+
+
+def bar_image(top: int, left: int) -> np.ndarray:
+    """A thin bright bar (2 x 8 px) on a dark image: the 'fracture', boxed by rows top..top+2."""
+    image = np.full((1, SIZE, SIZE, 1), 20, np.uint8)
+    image[0, top : top + 2, left : left + 8] = 255
+    return image
+
+
+@pytest.fixture(scope="module")
+def bar_explainer():
+    return HeatmapExplainer(bar_box_model(), "cam_features")
+
+
+@pytest.mark.parametrize("top, left", [(4, 20), (21, 4), (12, 12)])
+@pytest.mark.parametrize("method", ["fracturemap", "gradcam"])
+def test_a_box_models_map_peaks_inside_the_bars_box(bar_explainer, method, top, left):
+    heatmap = bar_explainer.explain(bar_image(top, left), method)[0]
+    row, col = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+    assert top <= row < top + 2 and left <= col < left + 8, (row, col)  # inside the bar's box
+    assert heatmap.max() == pytest.approx(1.0, abs=1e-6) and heatmap.min() >= 0.0
+
+
+def test_the_fracture_map_is_each_cells_probability_resized_bilinearly_and_divided_by_its_peak(bar_explainer):
+    import cv2
+
+    image = bar_image(4, 20)
+    cell_logits = keras.Model(bar_explainer.model.input, bar_explainer.model.get_layer("fracture_map").output)(
+        image.astype(np.float32)).numpy()[0, ..., 0]
+    for class_index, sign in ((1, 1.0), (0, -1.0)):
+        cell_probability = (1.0 / (1.0 + np.exp(-sign * cell_logits))).astype(np.float32)
+        expected = cv2.resize(cell_probability, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)  # half-pixel centres
+        expected /= expected.max()
+        heatmap = bar_explainer.explain(image, "fracturemap", class_index=class_index)[0]
+        np.testing.assert_allclose(heatmap, expected, atol=1e-5)
+    assert np.unravel_index(np.argmax(cell_logits), cell_logits.shape) == (1, 5)  # the bar's cells
+
+
+def test_a_box_models_verdict_is_pooled_from_its_map(bar_explainer):
+    model = bar_explainer.model
+    blank = model(np.full((1, SIZE, SIZE, 1), 20, np.float32)).numpy()[0, 1]
+    barred = model(bar_image(4, 20).astype(np.float32)).numpy()[0, 1]
+    assert barred > 0.5 > blank
+    assert bar_explainer.methods[-1] == "fracturemap"
+
+
+def test_compiled_gradcam_matches_tf_keras_vis_on_a_box_model(bar_explainer):
+    images = np.concatenate([bar_image(4, 20), bar_image(21, 4), bar_image(12, 12)])
+    ours, theirs = bar_explainer.explain(images, "gradcam"), tf_keras_vis_gradcam(bar_explainer, images)
+    for mine, reference in zip(ours, theirs):
+        assert mine.max() > 0 and np.corrcoef(mine.ravel(), reference.ravel())[0, 1] >= 0.99
