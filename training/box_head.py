@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from core.layers import log_mean_exp
 from core.preprocessing import PreprocessConfig, content_box
 from training.localisation import Box, box_mask
 
@@ -39,7 +40,8 @@ class HeadConfig:
     """How the head is built and trained.
 
     Attributes:
-        hidden: Channels of the hidden 1×1 conv.
+        hidden: Channels of the hidden conv.
+        kernel: Side of the hidden conv: 1 judges each cell alone, 3 lets it see its neighbours.
         dropout: Dropout rate on the features and on the hidden layer (whole channels are
             dropped, as neighbouring cells of one channel are strongly correlated).
         weight_decay: AdamW's decoupled weight decay.
@@ -53,6 +55,7 @@ class HeadConfig:
     """
 
     hidden: int = 64
+    kernel: int = 1
     dropout: float = 0.3
     weight_decay: float = 1e-3
     box_weight: float = 1.0
@@ -63,6 +66,8 @@ class HeadConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ValueError(f"kernel must be odd and >= 1; got {self.kernel}")
         if self.hidden < 1 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"hidden, epochs and batch_size must be >= 1; got {self.hidden}, "
                              f"{self.epochs}, {self.batch_size}")
@@ -83,12 +88,14 @@ class TrainedHead:
         train_seconds: Wall time of ``fit``.
         epoch_val_auroc: Val AUROC after each epoch (empty without validation data); recorded to
             show the curve, the reported figure is the last epoch's.
+        epoch_loss: Mean training loss of each epoch.
     """
 
     model: keras.Model
     config: HeadConfig
     train_seconds: float
     epoch_val_auroc: list[float] = field(default_factory=list)
+    epoch_loss: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -155,10 +162,9 @@ def pack_targets(labels: np.ndarray, cell_masks: np.ndarray) -> np.ndarray:
 
 
 def pool_cell_logits(cell_logits, sharpness: float = 1.0):
-    """Image logits (N,) from cell logits (N, g, g, 1) or (N, g, g), by log-mean-exp."""
-    logits = cell_logits[..., 0] if len(cell_logits.shape) == 4 else cell_logits
-    cells = logits.shape[1] * logits.shape[2]
-    return (keras.ops.logsumexp(sharpness * logits, axis=(1, 2)) - math.log(cells)) / sharpness
+    """Image logits (N,) from cell logits (N, g, g, 1) or (N, g, g), by log-mean-exp (the shipped
+    model's own pooling, :func:`core.layers.log_mean_exp`)."""
+    return log_mean_exp(cell_logits, sharpness)
 
 
 class BoxSupervisedLoss(keras.losses.Loss):
@@ -188,7 +194,7 @@ def build_head(feature_shape: tuple[int, int, int], config: HeadConfig) -> keras
     """Feature map (g, g, C) → cell logits (g, g, 1); uncompiled."""
     features = keras.Input(feature_shape, name="features")
     x = keras.layers.SpatialDropout2D(config.dropout)(features)
-    x = keras.layers.Conv2D(config.hidden, 1, activation="relu", name="cell_hidden")(x)
+    x = keras.layers.Conv2D(config.hidden, config.kernel, padding="same", activation="relu", name="cell_hidden")(x)
     x = keras.layers.SpatialDropout2D(config.dropout)(x)
     cell_logits = keras.layers.Conv2D(1, 1, name="cell_logits")(x)
     return keras.Model(features, cell_logits, name="box_head")
@@ -228,8 +234,9 @@ def train_head(features: np.ndarray, labels: np.ndarray, cell_masks: np.ndarray,
     callbacks = [] if validation is None else [_ValAuroc(validation, config.sharpness, epoch_val_auroc)]
     started = time.perf_counter()
     batches = _ShuffledBatches(features, pack_targets(labels, cell_masks), config.batch_size, config.seed)
-    model.fit(batches, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
-    return TrainedHead(model, config, time.perf_counter() - started, epoch_val_auroc)
+    history = model.fit(batches, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    return TrainedHead(model, config, time.perf_counter() - started, epoch_val_auroc,
+                       [float(loss) for loss in history.history["loss"]])
 
 
 class _ShuffledBatches(keras.utils.PyDataset):

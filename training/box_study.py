@@ -41,7 +41,7 @@ from training.data import Sample, load_index, split_hash
 from training.localisation import Box, load_boxes, score_heatmap
 from training.metrics import auroc_with_ci
 from training.pretrained import BACKBONES
-from training.radiograph_shift import strong_shift
+from training.radiograph_shift import photometric_shift, strong_shift
 
 CACHE_DIR = RUNS_DIR / "box_study_cache"
 RESULTS_FILE = RUNS_DIR / "box_study.jsonl"
@@ -73,20 +73,62 @@ class CachedFeatures:
     backbone_ms_per_image: float
 
 
-def _shift_rng(view_seed: int, index: int) -> np.random.Generator:
-    # One generator per image: the same image gets the same perturbation whatever the threading.
-    return np.random.default_rng([view_seed, index])
+@dataclass(frozen=True)
+class View:
+    """One way of showing the training or val images to the backbone.
+
+    Attributes:
+        kind: ``"plain"`` (as read), ``"shift"`` (:func:`strong_shift`: crops and rotations move
+            the anatomy, so the view's boxes are lost) or ``"photometric"``
+            (:func:`photometric_shift`: the anatomy stays where it was, the boxes hold).
+        seed: Seeds the perturbation; image ``i`` gets the generator ``(seed, i)``, so a view is
+            the same whatever the threading.
+        flip: Mirror left-right first (the boxes are mirrored with it).
+    """
+
+    kind: str = "plain"
+    seed: int = 0
+    flip: bool = False
+
+    def __post_init__(self):
+        if self.kind not in ("plain", "shift", "photometric"):
+            raise ValueError(f"unknown view kind {self.kind!r}")
+
+    @property
+    def name(self) -> str:
+        return ("plain" if self.kind == "plain" else f"{'shift' if self.kind == 'shift' else 'photo'}{self.seed}") + (
+            "flip" if self.flip else "")
+
+    @property
+    def keeps_boxes(self) -> bool:
+        return self.kind != "shift"
+
+    def apply(self, image: np.ndarray, index: int) -> np.ndarray:
+        if self.flip:
+            image = np.ascontiguousarray(image[:, ::-1])
+        if self.kind == "plain":
+            return image
+        perturb = strong_shift if self.kind == "shift" else photometric_shift
+        return perturb(image, np.random.default_rng([self.seed, index]))
+
+    def boxes(self, boxes: list[Box]) -> list[Box]:
+        """``boxes`` as they lie on this view (empty where the view moved the anatomy)."""
+        if not self.keeps_boxes:
+            return []
+        return [(1 - x_max, y_min, 1 - x_min, y_max) for x_min, y_min, x_max, y_max in boxes] if self.flip else boxes
 
 
-def _load_input(sample: Sample, index: int, config: PreprocessConfig, view_seed: int | None):
-    image = read_image(sample.path)
-    if view_seed is not None:
-        image = strong_shift(image, _shift_rng(view_seed, index))
+PLAIN = View()
+VAL_SHIFT = View("shift", SHIFT_SEED)
+
+
+def load_view_input(sample: Sample, index: int, config: PreprocessConfig, view: View):
+    image = view.apply(read_image(sample.path), index)
     return preprocess(image, config), image.shape
 
 
 def extract_features(samples: list[Sample], backbone_name: str, size: int, layer: str,
-                     view_seed: int | None, *, cache_dir: Path = CACHE_DIR) -> CachedFeatures:
+                     view: View = PLAIN, *, cache_dir: Path = CACHE_DIR) -> CachedFeatures:
     """The frozen backbone's map for each sample, from the cache or computed and cached.
 
     Args:
@@ -94,15 +136,13 @@ def extract_features(samples: list[Sample], backbone_name: str, size: int, layer
         backbone_name: A key of :data:`training.pretrained.BACKBONES`.
         size: Input side in pixels.
         layer: A key of :data:`LAYERS`.
-        view_seed: ``None`` for the images as they are; a seed for a view through
-            :func:`strong_shift`.
+        view: How the images are shown (as read, or perturbed).
         cache_dir: Where ``.npz`` caches live.
     """
     config = PreprocessConfig(size, ASPECT, CONTRAST)
-    view = "plain" if view_seed is None else f"shift{view_seed}"
-    key = json.dumps([split_hash(samples), [s.image_id for s in samples], config.to_dict(), view])
+    key = json.dumps([split_hash(samples), [s.image_id for s in samples], config.to_dict(), view.name])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"{backbone_name}-{size}px-{layer}-{samples[0].split}-{view}-{digest}.npz"
+    path = Path(cache_dir) / f"{backbone_name}-{size}px-{layer}-{samples[0].split}-{view.name}-{digest}.npz"
     if path.is_file():
         with np.load(path) as stored:
             return CachedFeatures(stored["features"], stored["labels"], stored["image_ids"],
@@ -112,7 +152,7 @@ def extract_features(samples: list[Sample], backbone_name: str, size: int, layer
     with ThreadPoolExecutor(max_workers=2) as pool:  # decoding and OpenCV release the GIL
         for start in range(0, len(samples), BATCH_SIZE):
             chunk = list(enumerate(samples[start:start + BATCH_SIZE], start=start))
-            loaded = list(pool.map(lambda item: _load_input(item[1], item[0], config, view_seed), chunk))
+            loaded = list(pool.map(lambda item: load_view_input(item[1], item[0], config, view), chunk))
             batch = np.stack([pixels for pixels, _ in loaded]).astype(np.float32)
             if start == 0:
                 extractor.predict_on_batch(batch)  # the first call traces the graph: not timed
@@ -139,10 +179,12 @@ def _feature_extractor(backbone_name: str, size: int, layer: str):
     return keras.Model(network.input, tap, name=f"{backbone_name}_{layer}")
 
 
-def cell_masks(cached: CachedFeatures, boxes: dict[str, list[Box]], config: PreprocessConfig) -> np.ndarray:
-    """(N, g, g) cells under each image's boxes (none for normal or unboxed images)."""
+def cell_masks(cached: CachedFeatures, boxes: dict[str, list[Box]], config: PreprocessConfig,
+               view: View = PLAIN) -> np.ndarray:
+    """(N, g, g) cells under each image's boxes as ``view`` shows them (none for normal or unboxed
+    images, nor for a view that moved the anatomy)."""
     grid = cached.features.shape[1]
-    return np.stack([box_cell_mask(tuple(shape), boxes.get(str(image_id), []), config, grid)
+    return np.stack([box_cell_mask(tuple(shape), view.boxes(boxes.get(str(image_id), [])), config, grid)
                      for image_id, shape in zip(cached.image_ids, cached.source_shapes)])
 
 
@@ -213,7 +255,8 @@ def _train_with_shift_views(args, train_samples, plain: CachedFeatures, plain_ma
     image label and, for a normal image, every cell's 'no fracture', but no box (its geometry moved)."""
     features, labels, masks = [plain.features], [plain.labels], [plain_masks]
     for view in range(args.shift_views):
-        shifted = extract_features(train_samples, args.backbone, args.size, args.layer, SHIFT_SEED + 1 + view)
+        shifted = extract_features(train_samples, args.backbone, args.size, args.layer,
+                                   View("shift", SHIFT_SEED + 1 + view))
         features.append(shifted.features)
         labels.append(shifted.labels)
         masks.append(np.zeros_like(plain_masks))
@@ -247,9 +290,9 @@ def main(argv=None) -> int:
     train_samples = [s for s in samples if s.split == "train"]
     val_samples = [s for s in samples if s.split == "val"]
     started = time.perf_counter()
-    train = extract_features(train_samples, args.backbone, args.size, args.layer, None)
-    val = extract_features(val_samples, args.backbone, args.size, args.layer, None)
-    val_shift = extract_features(val_samples, args.backbone, args.size, args.layer, SHIFT_SEED)
+    train = extract_features(train_samples, args.backbone, args.size, args.layer)
+    val = extract_features(val_samples, args.backbone, args.size, args.layer)
+    val_shift = extract_features(val_samples, args.backbone, args.size, args.layer, VAL_SHIFT)
     print(f"features ready in {time.perf_counter() - started:.0f} s: train {train.features.shape}, "
           f"val {val.features.shape}", file=sys.stderr)
     training = _train_with_shift_views(args, train_samples, train, cell_masks(train, boxes, config))

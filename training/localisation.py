@@ -1,6 +1,10 @@
-"""Does Grad-CAM point at the fracture? Checked against FracAtlas's radiologist boxes.
+"""Does the heatmap point at the fracture? Checked against FracAtlas's radiologist boxes.
 
     python -m training.localisation [--data-dir ../shared/datasets/fracatlas] [--split test]
+                                    [--method gradcam]
+
+The heatmap is the model's default (``metadata["default_heatmap"]``: Grad-CAM, or a box model's
+own fracture map) unless ``--method`` names another.
 
 For each fractured image with boxes: the *pointing game* (is the heatmap's peak inside a box?)
 and the share of heatmap mass inside the boxes next to the share of the image the boxes cover
@@ -25,6 +29,7 @@ import numpy as np
 
 from core.classifier import FractureClassifier
 from core.config import METRICS_FILENAME, MODELS_DIR
+from core.heatmaps import METHODS
 from core.overlay import heatmap_to_image
 from training.config import DEFAULT_DATA_DIR
 from training.data import load_index
@@ -63,12 +68,12 @@ def score_heatmap(heatmap: np.ndarray, boxes: list[Box]) -> dict:
             "area_inside": float(mask.mean())}
 
 
-def summarise_scores(scores: list[dict], *, split: str, model_version: str) -> dict:
+def summarise_scores(scores: list[dict], *, split: str, model_version: str, method: str = "gradcam") -> dict:
     """The figures stored under ``metrics.json["localisation"]``: how many fractured images were
     scored, in how many the peak fell inside a box, and the mean mass and box area shares."""
     count = len(scores)
     return {
-        "method": "gradcam",
+        "method": method,
         "split": split,
         "model_version": model_version,
         "n_images": count,
@@ -96,29 +101,34 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--model-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--split", choices=("val", "test"), default="test")
+    parser.add_argument("--method", choices=tuple(METHODS), default=None,
+                        help="the heatmap to score (default: the model's default heatmap)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave metrics.json as it is")
     args = parser.parse_args(argv)
 
     classifier = FractureClassifier.load(args.model_dir)
+    method = args.method or classifier.default_heatmap
     boxes = load_boxes(args.data_dir)
     samples = [s for s in load_index(args.data_dir)
                if s.split == args.split and s.label == 1 and s.image_id in boxes]
     scores = []
     for sample in samples:
-        result = classifier.classify(sample.path, heatmap="gradcam")
+        result = classifier.classify(sample.path, heatmap=method)
         heatmap = heatmap_to_image(result.heatmap, result.source_shape, classifier.preprocess_config)
         scores.append(score_heatmap(heatmap, boxes[sample.image_id]))
     if not scores:
         print(f"error: no fractured {args.split} images with boxes in {args.data_dir}", file=sys.stderr)
         return 2
-    summary = summarise_scores(scores, split=args.split, model_version=classifier.version)
+    summary = summarise_scores(scores, split=args.split, model_version=classifier.version, method=method)
     hits, count = summary["peak_inside_box"], summary["n_images"]
-    print(f"{args.split}: {count} fractured images with boxes")
+    print(f"{args.split}: {count} fractured images with boxes; heatmap: {METHODS[method]}")
     print(f"  pointing game: peak inside a box in {hits}/{count} ({hits / count:.1%})")
     print(f"  heatmap mass inside boxes: mean {summary['mean_mass_inside']:.1%}; "
           f"boxes cover {summary['mean_box_area']:.1%} of the image on average "
           "(what an even heatmap would score)")
-    if not args.no_write:
+    if not args.no_write and method != classifier.default_heatmap:
+        print("  not stored: metrics.json keeps the figure of the heatmap the app shows by default")
+    elif not args.no_write:
         store_summary(args.model_dir, summary)
         print(f"  stored under \"localisation\" in {Path(args.model_dir) / METRICS_FILENAME}")
     return 0

@@ -113,3 +113,60 @@ def build_model(architecture: str, image_size: int) -> keras.Model:
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; valid: {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[architecture](image_size)
+
+
+# The box-supervised model (issue 11): layers the training copies the head into, and the app reads.
+FRACTURE_MAP_LAYER = "fracture_map"  # per-cell fracture logits: the model's own map
+BACKBONE_FEATURES_LAYER = "backbone_features"
+
+
+def build_box_model(backbone_name: str, image_size: int, *, hidden: int = 64, kernel: int = 1,
+                    dropout: float = 0.3, sharpness: float = 1.0) -> keras.Model:
+    """A pretrained backbone's stride-16 map under a fully convolutional fracture head.
+
+    (size, size, 1) grey image in 0..255 → the backbone (ImageNet weights, converted offline by
+    :mod:`training.pretrained`; it scales the image itself) → its stride-16 feature map →
+    ``kernel``-wide conv → ReLU (:data:`CAM_LAYER`) → 1×1 conv to one fracture logit per cell
+    (:data:`FRACTURE_MAP_LAYER`) → log-mean-exp pooling (:class:`core.layers.LogMeanExpPooling`) →
+    ``probabilities``, a fixed 2-unit softmax whose fractured output is the sigmoid of the pooled
+    logit. The verdict is pooled from the very map the model draws.
+
+    The head's weights are those of :func:`training.box_head.build_head` (see
+    :func:`copy_head_weights`); the backbone stays as converted (frozen in training).
+
+    Args:
+        backbone_name: A key of :data:`training.pretrained.BACKBONES`.
+        image_size: Side of the square input, a multiple of 32.
+        hidden, kernel, dropout, sharpness: As :class:`training.box_head.HeadConfig`.
+    """
+    import numpy as np
+
+    from core.layers import LogMeanExpPooling
+    from training.pretrained import BACKBONES
+
+    backbone = BACKBONES[backbone_name]
+    network = backbone.build((image_size, image_size, 1), include_top=False)
+    stride_16 = network.get_layer(backbone.layers.by_stride()[16]).output
+    # An Activation layer, so that the radiograph check's summary (the channel means of every
+    # Activation) sees the backbone's features, not only the head's 64 channels.
+    x = layers.Activation("linear", name=BACKBONE_FEATURES_LAYER)(stride_16)
+    x = layers.SpatialDropout2D(dropout)(x)
+    x = layers.Conv2D(hidden, kernel, padding="same", name="cell_hidden")(x)
+    x = layers.Activation("relu", name=CAM_LAYER)(x)
+    x = layers.SpatialDropout2D(dropout)(x)
+    cell_logits = layers.Conv2D(1, 1, name=FRACTURE_MAP_LAYER)(x)
+    image_logit = LogMeanExpPooling(sharpness, name="image_logit")(cell_logits)
+    # softmax([-z/2, z/2]) = [1 - sigmoid(z), sigmoid(z)]: the two-class output every part of the
+    # app reads, and a pre-softmax score (z/2) for Grad-CAM, with no weight to learn.
+    output = layers.Dense(2, activation="softmax", name="probabilities", trainable=False)
+    probabilities = output(image_logit)
+    output.set_weights([np.array([[-0.5, 0.5]], np.float32), np.zeros(2, np.float32)])
+    for layer in network.layers:
+        layer.trainable = False
+    return keras.Model(network.input, probabilities, name=f"{backbone_name}_box_head")
+
+
+def copy_head_weights(head: keras.Model, model: keras.Model) -> None:
+    """Puts a trained :func:`training.box_head.build_head` head into :func:`build_box_model`'s model."""
+    model.get_layer("cell_hidden").set_weights(head.get_layer("cell_hidden").get_weights())
+    model.get_layer(FRACTURE_MAP_LAYER).set_weights(head.get_layer("cell_logits").get_weights())

@@ -117,3 +117,16 @@ def strong_shift(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         image = _frame(image, rng)
     image = _rescale(image, rng)
     return np.clip(_degrade(image, rng), 0, 1).astype(np.float32)
+
+
+def photometric_shift(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """:func:`strong_shift` without the changes that move anatomy (crop, rotation, frame): another
+    site's exposure, processing, inversion, burned-in marks, size and degradation. A box normalised
+    to the image still marks the same bone afterwards, so training can keep the radiologists' boxes."""
+    image = _tone(np.asarray(image, dtype=np.float32), rng)
+    if rng.random() < 0.3:
+        image = 1.0 - image
+    if rng.random() < 0.6:
+        image = _burn_in(image, rng)
+    image = _rescale(image, rng)
+    return np.clip(_degrade(image, rng), 0, 1).astype(np.float32)

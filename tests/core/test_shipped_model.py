@@ -98,3 +98,23 @@ def test_shipped_model_keeps_its_test_auroc(classifier, metrics, tmp_path):
     probabilities = classifier.predict_batch(images)
     auroc = roc_auc_score(labels, probabilities)
     assert auroc == pytest.approx(metrics["splits"]["test"]["auroc"]["auroc"], abs=0.005)
+
+
+@needs_fracatlas
+def test_shipped_models_default_heatmap_points_as_its_metrics_say(classifier, metrics):
+    """The pointing game of the default heatmap on the test fractures, recomputed through the app's
+    classify path, is the figure the app's caption quotes (``metrics.json["localisation"]``)."""
+    from core.overlay import heatmap_to_image
+    from training.localisation import load_boxes, score_heatmap
+
+    stored = metrics["localisation"]
+    assert stored["method"] == classifier.default_heatmap and stored["model_version"] == classifier.version
+    boxes = load_boxes(DEFAULT_DATA_DIR)
+    fractured = [sample for sample in load_index(DEFAULT_DATA_DIR)
+                 if sample.split == stored["split"] and sample.label == 1 and sample.image_id in boxes]
+    hits = 0
+    for sample in fractured:
+        result = classifier.classify(sample.path, heatmap=classifier.default_heatmap)
+        heatmap = heatmap_to_image(result.heatmap, result.source_shape, classifier.preprocess_config)
+        hits += score_heatmap(heatmap, boxes[sample.image_id])["hit"]
+    assert (hits, len(fractured)) == (stored["peak_inside_box"], stored["n_images"])
