@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     from core.classifier import FractureClassifier
 
     load_s, classifier = seconds(FractureClassifier.load)
-    warm_s, _ = seconds(lambda: classifier.warm_up(heatmap="gradcam"))
+    warm_s, _ = seconds(lambda: classifier.warm_up())
     results["model"] = {"version": classifier.version, "input_size": classifier.preprocess_config.image_size,
                         "load_s": load_s, "warm_up_s": warm_s}
     ctx = stages.prepare_context(classifier, list(images.files), WARMUP)

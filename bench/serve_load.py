@@ -164,7 +164,7 @@ def serve_in_process(port: int, ready) -> None:
 
     server = _ClassifierServer(("127.0.0.1", port), _PredictHandler)
     server.classifier = FractureClassifier.load()
-    server.classifier.warm_up(heatmap="gradcam")
+    server.classifier.warm_up()
     server.threshold = server.classifier.thresholds.resolve(DEFAULT_PRESET)
     ready.set()
     server.serve_forever()

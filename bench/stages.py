@@ -63,17 +63,18 @@ def prepare_context(classifier: FractureClassifier, files: list[bytes], warmup: 
 
 def fast_whole_path(classifier: FractureClassifier, threshold: float, data: bytes) -> tuple[str, bytes]:
     """What the Classify page does for an upload (pages/state.py), through the public API:
-    verdict and Grad-CAM from one compiled pass, drawn on a display-size copy."""
-    result = classifier.classify(data, heatmap="gradcam").for_display()
+    verdict and the model's default heatmap (Grad-CAM, or a box model's own map) from one compiled
+    pass, drawn on a display-size copy."""
+    result = classifier.classify(data, heatmap=classifier.default_heatmap).for_display()
     overlay = overlay_on_original(result.image, result.heatmap, classifier.preprocess_config,
                                   source_shape=result.source_shape)
     return result.decision(threshold), encode_png(overlay)
 
 
 def two_pass_whole_path(classifier: FractureClassifier, threshold: float, data: bytes) -> tuple[str, bytes]:
-    """The same with a separate Grad-CAM pass after the verdict (the app before one-pass)."""
+    """The same with a separate heatmap pass after the verdict (the app before one-pass)."""
     result = classifier.classify(data).for_display()
-    heatmap = classifier.explainer.explain(result.model_input[np.newaxis], "gradcam")[0]
+    heatmap = classifier.explainer.explain(result.model_input[np.newaxis], classifier.default_heatmap)[0]
     overlay = overlay_on_original(result.image, heatmap, classifier.preprocess_config,
                                   source_shape=result.source_shape)
     return result.decision(threshold), encode_png(overlay)
@@ -197,10 +198,11 @@ def whole_path(ctx: Context, n: int) -> list[dict]:
         "naive": time_each(lambda data: baselines.naive_whole_path(ctx.model, ctx.config, ctx.cam_layer,
                                                                    ctx.threshold, data), timed, warmup=warm),
     }
-    return [figure("whole_path", "whole path: bytes -> verdict + Grad-CAM PNG",
-                   measure('classify(heatmap="gradcam") + overlay + PNG', summary(samples["ours"])),
+    default = ctx.classifier.default_heatmap
+    return [figure("whole_path", f"whole path: bytes -> verdict + {default} heatmap PNG",
+                   measure(f'classify(heatmap="{default}") + overlay + PNG', summary(samples["ours"])),
                    (measure("predict + tf-keras-vis rebuilt + mpl + PIL", summary(samples["naive"])),
-                    measure("classify, then a separate Grad-CAM pass", summary(samples["two_pass"]))))]
+                    measure("classify, then a separate heatmap pass", summary(samples["two_pass"]))))]
 
 
 def first_calls(ctx: Context) -> list[dict]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.reports import VERDICT_TEXT
+from core.heatmaps import DEFAULT_METHOD, METHODS
 from core.heldout import describe_costs, percent
 from core.overlay import fit_for_display
 from core.thresholds import FRACTURED_DECISION, PRESETS, OperatingThresholds, decide
@@ -134,9 +135,11 @@ def image_report(file_name: str, result: ImageResult, overlay: np.ndarray, conte
 
 def batch_image(file_name: str, result: ImageResult, overlay: np.ndarray, context: ReportContext, *,
                 heatmap_faded: bool = False) -> BatchImage:
-    """One readable file of a batch, with its Grad-CAM overlay (the heatmap every upload has)."""
+    """One readable file of a batch, with the overlay of its heatmap (the model's default, which every
+    upload has)."""
     check = result.radiograph_check
-    return BatchImage(image_report(file_name, result, overlay, context), check.looks_like_radiograph,
+    label = METHODS[result.heatmap_method or DEFAULT_METHOD]
+    return BatchImage(image_report(file_name, result, overlay, context, heatmap_label=label), check.looks_like_radiograph,
                       not check.unlike_training_data, heatmap_faded)
 
 

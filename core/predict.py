@@ -15,8 +15,11 @@ With ``--json``, one JSON object per line in input order:
 ``{"path", "probability_fractured", "decision", "threshold", "heatmap_peak", "looks_like_radiograph",
 "unlike_training_data"}`` (plus ``"unreliable_because"`` when either tier flags it: tier 1, not a
 radiograph at all; tier 2, a radiograph unlike the training images), or ``{"path", "error"}`` for a
-file that cannot be read (the run goes on). ``heatmap_peak`` is ``[x, y]``, where the Grad-CAM map
-of the same pass peaks, as fractions of the image's width and height (0-1, from the top left).
+file that cannot be read (the run goes on). ``heatmap_peak`` is ``[x, y]``, where the model's default
+heatmap peaks (``default_heatmap`` in its metadata, else Grad-CAM; a box-supervised model's is its own
+fracture map, from the verdict's pass), as fractions of the image's width and height (0-1,
+from the top left). ``--heatmap-dir`` gets that heatmap's overlay as ``<stem>_<method>.png``
+(``x_fracturemap.png``, ``x_gradcam.png``).
 Exit status: 0 when every file was read, 1 when any failed, 2 on bad usage.
 
 Images are read and overlays written on ``--workers`` threads while the network scores
@@ -61,7 +64,8 @@ def _parse_args(argv):
                         help=f"a number in [0, 1] or one of {', '.join(PRESET_NAMES)} "
                              f"(default: {DEFAULT_THRESHOLD})")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--heatmap-dir", type=Path, help="write a Grad-CAM overlay PNG per image here")
+    parser.add_argument("--heatmap-dir", type=Path,
+                        help="write an overlay PNG of the model's default heatmap per image here (<stem>_<method>.png)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"images per network pass; 1 = one at a time (default: {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
@@ -91,7 +95,7 @@ def main(argv=None) -> int:
         make_output_folder(parser, "--heatmap-dir", args.heatmap_dir)
 
     inputs = expand_inputs(args.images)
-    # Verdict, heatmap peak and overlay all come from the one Grad-CAM pass.
+    # Verdict, heatmap peak and overlay all come from one pass with the model's default heatmap.
     readable = [item.path for item in inputs if item.error is None]
     failures = 0
     with (closing(score_files(classifier, readable, batch_size=args.batch_size, workers=args.workers)) as scored,
@@ -218,14 +222,15 @@ def make_output_folder(parser: argparse.ArgumentParser, option: str, folder: Pat
 _NAME_MAX_BYTES = 255  # the longest file name ext4, APFS and NTFS take
 
 
-def unique_overlay_name(path: str, taken: set[str]) -> str:
-    """``<stem>_gradcam.png``, numbered when two inputs share a file name, and short enough to
-    write: an input named at the length limit would otherwise fail with "File name too long"."""
+def unique_overlay_name(path: str, taken: set[str], method: str) -> str:
+    """``<stem>_<method>.png`` (``x_fracturemap.png``), numbered when two inputs share a file name
+    (``x_2_fracturemap.png``), and short enough to write: an input named at the length limit would
+    otherwise fail with "File name too long"."""
     stem, number = Path(path).stem, 1
-    name = _fitted(stem, "_gradcam.png")
+    name = _fitted(stem, f"_{method}.png")
     while name in taken:
         number += 1
-        name = _fitted(stem, f"_{number}_gradcam.png")
+        name = _fitted(stem, f"_{number}_{method}.png")
     taken.add(name)
     return name
 
@@ -260,7 +265,7 @@ class _OverlayWriter:
     def add(self, file: ScoredFile) -> None:
         if self.folder is None:
             return
-        path = self.folder / unique_overlay_name(file.path, self.taken)
+        path = self.folder / unique_overlay_name(file.path, self.taken, file.result.heatmap_method)
         if self.pool is None:
             write_overlay(path, file.result, self.classifier)
             return

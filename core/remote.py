@@ -2,15 +2,16 @@
 that the app uses in place of :class:`~core.classifier.FractureClassifier` when a setting names it.
 
 :class:`RemoteClassifier` offers what the pages use of the in-process classifier (``classify``,
-``explainer.explain``, ``version``, ``preprocess_config``, ``thresholds``, ``warm_up``) and gives
-the same :class:`~core.classifier.ImageResult`: P(fractured), the radiograph check, the model
-input and the heatmap come from the server, bit for bit (floats travel as their raw bytes); only
-the picture shown is decoded here, by the same reader, so an unreadable upload gets the same
-message either way.
+``explainer.explain``, ``explainer.methods``, ``default_heatmap``, ``version``, ``preprocess_config``,
+``thresholds``, ``warm_up``) and gives the same :class:`~core.classifier.ImageResult`:
+P(fractured), the radiograph check, the model input and the heatmap come from the server, bit for
+bit (floats travel as their raw bytes); only the picture shown is decoded here, by the same reader,
+so an unreadable upload gets the same message either way.
 
 This module also defines the wire format of those answers (:func:`result_payload`,
-:func:`encode_array`), so that the server and the client share one definition of it. It uses
-the standard library's HTTP client: ``core`` never imports Ray or Streamlit.
+:func:`encode_array`, :class:`ServedHeatmaps`), so that the server and the client share one
+definition of it. It uses the standard library's HTTP client: ``core`` never imports Ray or
+Streamlit.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 
 import numpy as np
 
 from core.classifier import ImageResult
-from core.heatmaps import DEFAULT_METHOD, check_method
+from core.heatmaps import check_method
 from core.imaging import MAX_FILE_BYTES, ImageReadError, decode_image
 from core.imaging.sources import load_bytes
 from core.overlay import encode_png
@@ -40,6 +42,7 @@ from core.thresholds import OperatingThresholds
 DEFAULT_TIMEOUT_S = 30.0
 # The routes of serving/deployment.py that this client calls.
 METADATA_ROUTE = "/metadata"
+HEATMAPS_ROUTE = "/heatmaps"
 RESULT_ROUTE = "/result"
 EXPLAIN_ROUTE = "/explain"
 # HTTP statuses the server answers for a body that is not a readable image (422) or is larger
@@ -102,6 +105,33 @@ def result_from_payload(payload: dict, image: np.ndarray) -> ImageResult:
                        payload["heatmap_method"])
 
 
+@dataclass(frozen=True)
+class ServedHeatmaps:
+    """The heatmaps the served model draws: its ``default_heatmap`` (what ``/result`` and ``/predict``
+    carry) and every method it can draw (``HeatmapExplainer.methods``)."""
+
+    default: str
+    methods: tuple[str, ...]
+
+    @classmethod
+    def of(cls, classifier) -> "ServedHeatmaps":
+        """What ``classifier`` (a :class:`~core.classifier.FractureClassifier`) draws."""
+        methods = () if classifier.explainer is None else classifier.explainer.methods
+        return cls(classifier.default_heatmap, tuple(methods))
+
+    def payload(self) -> dict:
+        return {"default": self.default, "methods": list(self.methods)}
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> "ServedHeatmaps":
+        """The server's answer to ``GET /heatmaps``.
+
+        Raises:
+            ValueError: for a method this client does not know (a server running another version).
+        """
+        return cls(check_method(payload["default"]), tuple(check_method(method) for method in payload["methods"]))
+
+
 def model_input_png(model_input: np.ndarray) -> bytes:
     """A preprocessed uint8 (S, S, 1) model input as a grey PNG: lossless, and read back by the one reader."""
     return encode_png(np.asarray(model_input)[..., 0])
@@ -110,17 +140,19 @@ def model_input_png(model_input: np.ndarray) -> bytes:
 # --- the client -----------------------------------------------------------------------------------
 
 class RemoteExplainer:
-    """``explain`` of :class:`~core.heatmaps.HeatmapExplainer`, computed by the server."""
+    """``explain`` and ``methods`` of :class:`~core.heatmaps.HeatmapExplainer`, computed by the server."""
 
-    def __init__(self, client: "RemoteClassifier"):
+    def __init__(self, client: "RemoteClassifier", methods: tuple[str, ...]):
         self._client = client
+        self.methods = methods  # the keys of core.heatmaps.METHODS the served model can draw
 
-    def explain(self, model_inputs: np.ndarray, method: str = DEFAULT_METHOD) -> np.ndarray:
+    def explain(self, model_inputs: np.ndarray, method: str | None = None) -> np.ndarray:
         """Heatmaps of the evidence for "fractured" (see :meth:`core.heatmaps.HeatmapExplainer.explain`).
 
         Args:
             model_inputs: uint8 (N, S, S, 1) preprocessed images (``ImageResult.model_input``).
-            method: a key of :data:`core.heatmaps.METHODS`.
+            method: a key of :data:`core.heatmaps.METHODS`; by default the served model's
+                ``default_heatmap``.
 
         Returns:
             float32 (N, S, S) in [0, 1].
@@ -129,7 +161,7 @@ class RemoteExplainer:
             ValueError: for an unknown method.
             RemoteServingError: if the server cannot be reached or fails.
         """
-        check_method(method)
+        method = check_method(method or self._client.default_heatmap)
         maps = [self._client.post_json(EXPLAIN_ROUTE, model_input_png(model_input), method=method)["heatmap"]
                 for model_input in np.asarray(model_inputs)]
         return np.stack([decode_array(heatmap, np.float32) for heatmap in maps])
@@ -138,17 +170,19 @@ class RemoteExplainer:
 class RemoteClassifier:
     """The deployment at ``url``, used like :class:`~core.classifier.FractureClassifier`.
 
-    Use :meth:`connect`, which reads the model's metadata from the server. Safe to share between
-    threads: every call is its own HTTP request.
+    Use :meth:`connect`, which reads the model's metadata and heatmaps from the server. Safe to
+    share between threads: every call is its own HTTP request.
     """
 
-    def __init__(self, url: str, metadata: dict, *, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, url: str, metadata: dict, heatmaps: ServedHeatmaps, *,
+                 timeout_s: float = DEFAULT_TIMEOUT_S):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.metadata = metadata
         self.preprocess_config = PreprocessConfig.from_dict(metadata["preprocessing"])
         self.thresholds = OperatingThresholds.from_metadata(metadata)
-        self.explainer = RemoteExplainer(self)
+        self.default_heatmap = heatmaps.default  # what the server's answers carry
+        self.explainer = RemoteExplainer(self, heatmaps.methods)
 
     @classmethod
     def connect(cls, url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -162,14 +196,16 @@ class RemoteClassifier:
                 a server that serves another one is refused.
 
         Raises:
-            ValueError: for a URL that is not http(s)://host...
+            ValueError: for a URL that is not http(s)://host..., or a server that names a heatmap
+                method this client does not know.
             RemoteServingError: if the server cannot be reached, fails, or serves another model.
         """
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"the fracture server URL must look like http://host:port[/prefix]; got {url!r}")
         metadata = _request_json(url.rstrip("/") + METADATA_ROUTE, None, timeout_s)
-        client = cls(url, metadata, timeout_s=timeout_s)
+        heatmaps = ServedHeatmaps.from_payload(_request_json(url.rstrip("/") + HEATMAPS_ROUTE, None, timeout_s))
+        client = cls(url, metadata, heatmaps, timeout_s=timeout_s)
         if expected_version is not None and client.version != expected_version:
             raise RemoteServingError(f"the fracture server at {client.url} serves model {client.version!r}; this app's "
                                      f"thresholds and figures are for {expected_version!r}")
@@ -179,7 +215,7 @@ class RemoteClassifier:
     def version(self) -> str:
         return self.metadata.get("model_version", "unknown")
 
-    def warm_up(self, heatmap: str | None = DEFAULT_METHOD) -> None:
+    def warm_up(self, heatmap: str | None = None) -> None:
         """Nothing to do here: each replica of the deployment warms its own model when it starts."""
 
     def classify(self, source, *, heatmap: str | None = None) -> ImageResult:
@@ -188,7 +224,7 @@ class RemoteClassifier:
         Args:
             source: file bytes or a path.
             heatmap: a key of :data:`core.heatmaps.METHODS`, or None. The server's answer always
-                carries Grad-CAM (it comes with the verdict); another method is one more request.
+                carries the model's :attr:`default_heatmap`; another method is one more request.
 
         Raises:
             core.imaging.ImageReadError: if the source is not a readable image.

@@ -1,9 +1,9 @@
 """Scoring many files: the one path that the CLI, the Ray archive job and the Ray Serve
 deployment share, so that all three give the same answer for the same file.
 
-:func:`score_files` reads, classifies and explains each file (verdict and Grad-CAM from one
-pass) and yields a :class:`ScoredFile` per input, in input order; a file that cannot be read
-becomes a :class:`ScoredFile` with its error, and the run goes on. :meth:`ScoredFile.record`
+:func:`score_files` reads, classifies and explains each file (verdict and, by default, the
+model's own default heatmap) and yields a :class:`ScoredFile` per input, in input order; a file
+that cannot be read becomes a :class:`ScoredFile` with its error, and the run goes on. :meth:`ScoredFile.record`
 is the JSON object ``python -m core.predict --json`` prints.
 
 Files are read, preprocessed and measured for the radiograph check on worker threads (Pillow,
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.classifier import FractureClassifier, ImageResult, PreparedImage
-from core.heatmaps import DEFAULT_METHOD
 from core.imaging import ImageReadError
 from core.overlay import encode_png, overlay_on_original
 from core.preprocessing import PreprocessConfig, content_box
@@ -37,6 +36,9 @@ DEFAULT_BATCH_SIZE = 16
 # Threads that read and prepare files while the network runs: one per core of the 2-core
 # machines this runs on; more only queue for the same cores.
 DEFAULT_WORKERS = 2
+# score_files' ``heatmap`` when the caller names none: the classifier's own ``default_heatmap``
+# (None already means "no heatmap", so the model's default needs a name of its own).
+MODEL_DEFAULT = "model-default"
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class ScoredFile:
 
 
 def score_files(classifier: FractureClassifier, sources: Iterable[str | os.PathLike | ImageBytes], *,
-                heatmap: str | None = DEFAULT_METHOD, batch_size: int = DEFAULT_BATCH_SIZE,
+                heatmap: str | None = MODEL_DEFAULT, batch_size: int = DEFAULT_BATCH_SIZE,
                 workers: int = DEFAULT_WORKERS) -> Iterator[ScoredFile]:
     """Classifies each source, in input order, ``batch_size`` images per network pass.
 
@@ -115,7 +117,9 @@ def score_files(classifier: FractureClassifier, sources: Iterable[str | os.PathL
     Args:
         classifier: the loaded model.
         sources: image files (any format :mod:`core.imaging` reads), or :class:`ImageBytes`.
-        heatmap: the heatmap method whose peak is reported (None: the verdict alone).
+        heatmap: the heatmap method whose peak is reported: by default (:data:`MODEL_DEFAULT`) the
+            classifier's ``default_heatmap``; a key of :data:`core.heatmaps.METHODS`; or None for
+            the verdict alone.
         batch_size: images per network pass (1: one at a time).
         workers: threads that read and prepare the files (0: the calling thread, file by file).
 
@@ -127,7 +131,8 @@ def score_files(classifier: FractureClassifier, sources: Iterable[str | os.PathL
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
     if workers < 0:
         raise ValueError(f"workers must be 0 (the calling thread) or more; got {workers}")
-    return _scored(classifier, sources, heatmap, batch_size, workers)
+    method = classifier.default_heatmap if heatmap == MODEL_DEFAULT else heatmap
+    return _scored(classifier, sources, method, batch_size, workers)
 
 
 def _scored(classifier: FractureClassifier, sources, heatmap: str | None, batch_size: int,

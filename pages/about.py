@@ -3,11 +3,13 @@ limits); the model card and the retrain commands below, folded away."""
 
 import streamlit as st
 
+from core.heatmaps import METHODS
 from core.heldout import describe_costs
 from core.thresholds import PRESETS
 from core.triage import BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands
 from pages import state
 from pages.state import APP_START_PRESET
+from pages.widgets import localisation_sentence
 
 CITATION = ("Abedeen I, Rahman MA, Prottyasha FZ, Ahmed T, Chowdhury TM, Shatabda S. *FracAtlas: A Dataset "
             "for Fracture Classification, Localization and Segmentation of Musculoskeletal Radiographs.* "
@@ -53,7 +55,9 @@ def what_it_is_ui(metrics: dict, default_costs: str) -> None:
                 f"threshold it {default_costs}.")
 
 
-def how_to_read_ui(bands: TriageBands, localisation: dict | None) -> None:
+def how_to_read_ui(bands: TriageBands, localisation: dict | None, default_heatmap: str) -> None:
+    """The verdict's bands, the threshold, and the heatmap: which method this model draws first
+    and how far its peak is to be trusted, as measured."""
     st.subheader("How to read a result")
     verdict, threshold, heatmap = st.columns(3)
     verdict.markdown(
@@ -66,10 +70,9 @@ def how_to_read_ui(bands: TriageBands, localisation: dict | None) -> None:
         "yes/no call: at or above it, a fracture is suspected. "
         "Lower catches more fractures and raises more false alarms. Presets: "
         + ", ".join(f"*{preset.label.lower()}*" for preset in PRESETS) + ".")
-    found = (f" Its peak fell inside the radiologists' box on {localisation['peak_inside_box']} of "
-             f"{localisation['n_images']} test fractures." if localisation else "")
     heatmap.markdown("**The heatmap** shows what drove the score, scaled to each image's own peak: red is "
-                     f"where the network looked most, not a finding.{found}")
+                     f"where the network looked most, not a finding. This model's default heatmap is "
+                     f"{METHODS[default_heatmap]}. {localisation_sentence(localisation, default_heatmap)}".strip())
 
 
 def data_and_limits_ui() -> None:
@@ -105,7 +108,7 @@ def main() -> None:
     metrics = state.load_metrics()
     default = state.load_held_out("test").at_threshold(thresholds[APP_START_PRESET])
     what_it_is_ui(metrics, describe_costs(default))
-    how_to_read_ui(TriageBands.from_thresholds(thresholds), metrics.get("localisation"))
+    how_to_read_ui(TriageBands.from_thresholds(thresholds), metrics.get("localisation"), state.default_heatmap())
     data_and_limits_ui()
     developer_ui(state.load_model_card())
 

@@ -20,7 +20,8 @@ from core.preprocessing import PreprocessConfig
 from core.thresholds import FRACTURED_DECISION
 from core.triage import BAND_TEXT, BANDS, TriageBands, shown_comparison
 from pages import state
-from pages.widgets import band_alert, markdown_literal, radiograph_notice_ui, threshold_sidebar, uploads_ui
+from pages.widgets import (band_alert, heatmap_method_select, markdown_literal, radiograph_notice_ui,
+                           threshold_sidebar, uploads_ui)
 
 PAGE = "batch"  # this page's list of uploads in pages.state
 TABLE_KEY = "batch-table"  # the table's selected row: the upload whose verdict and heatmap are shown
@@ -144,7 +145,7 @@ def _within(position: int, count: int) -> int:
 
 
 def batch_pdf(items: list[BatchItem], context: ReportContext, config: PreprocessConfig) -> bytes:
-    """The batch's PDF report with each image's Grad-CAM (the map every upload already has).
+    """The batch's PDF report with each image's default heatmap (the map every upload already has).
 
     Run by the download button when clicked, on a thread of its own: it uses ``core`` only.
     """
@@ -187,8 +188,9 @@ def verdict_ui(item: BatchItem, position: int, threshold: float, bands: TriageBa
 
 
 def heatmap_method_ui() -> str:
-    return st.selectbox("Heatmap method", list(METHODS), format_func=METHODS.get, key=METHOD_KEY,
-                        help="All explain the 'fractured' output. Score-CAM and SmoothGrad are slower on CPU.")
+    default = METHODS[state.default_heatmap()]
+    return heatmap_method_select(METHOD_KEY, f"All explain the 'fractured' output; {default}, this model's default, "
+                                             "comes with the verdict. Score-CAM and SmoothGrad are slower on CPU.")
 
 
 def images_ui(item: BatchItem, position: int, method: str, threshold: float, columns: list) -> None:

@@ -16,7 +16,7 @@ import streamlit as st
 
 from core.classifier import ImageResult
 from core.reports import VERDICT_TEXT, verdict_report
-from core.heatmaps import DEFAULT_METHOD, METHODS, SLOW_METHODS
+from core.heatmaps import METHODS, SLOW_METHODS
 from core.imaging import SUPPORTED_FORMATS, ImageReadError
 from core.imaging.windowing import Window, WindowableImage, window_presets
 from core.overlay import OUTLINE_LEVEL, overlay_on_original, shown_opacity
@@ -27,7 +27,8 @@ from core.thresholds import FRACTURED_DECISION
 from core.triage import BAND_MEANING, BAND_TEXT, TriageBands, shown_comparison, shown_decimals
 from pages import state, viewer
 from pages.gallery import gallery_ui
-from pages.widgets import band_alert, markdown_literal, radiograph_notice_ui, threshold_sidebar, uploads_ui
+from pages.widgets import (band_alert, heatmap_method_select, localisation_sentence, markdown_literal,
+                           radiograph_notice_ui, threshold_sidebar, uploads_ui)
 
 PAGE = "classify"  # this page's list of uploads in pages.state
 PDF_LABEL = "Report (PDF)"
@@ -35,6 +36,11 @@ UPLOADER_LABEL = f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})"
 TITLE_ANCHOR = "bone-fracture-detection"
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 MANUAL_WINDOW = "Manual"
+# What a method other than the default adds per image, measured on a shared 2-core CPU
+# (core/heatmaps.py); the fracture map is one forward pass, and only a model with one offers it.
+EXTRA_SECONDS = {"fracturemap": "a few ms", "gradcam": "a few ms", "gradcam++": "about 0.05 s",
+                 "layercam": "about 0.05 s", "scorecam": "about 0.2 s (its faster variant)",
+                 "smoothgrad": "about 1 s"}
 
 HOW_TO_READ = (
     "**The verdict** gives P(fractured) and a triage band: red *fracture* (the model is confident), "
@@ -48,7 +54,7 @@ HOW_TO_READ = (
 
 @dataclass(frozen=True)
 class HeatmapStyle:
-    method: str = DEFAULT_METHOD  # a key of core.heatmaps.METHODS
+    method: str  # a key of core.heatmaps.METHODS
     opacity: float = 0.4
     colormap: str = COLORMAPS[0]
     layout: str = viewer.SIDE_BY_SIDE
@@ -94,11 +100,8 @@ def band_strip_ui(bands: TriageBands, threshold: float, threshold_text: str, pro
 def heatmap_controls_ui(file_id: str, has_boxes: bool) -> HeatmapStyle:
     """The heatmap's settings for one image, drawn right under its viewer."""
     method_column, opacity_column, colormap_column, layout_column = st.columns([3, 2.5, 2, 3.5])
-    method = method_column.selectbox(
-        "Heatmap method", list(METHODS), format_func=METHODS.get, key=f"method-{file_id}",
-        help="Each explains the 'fractured' output. Grad-CAM comes with the verdict; Grad-CAM++ and "
-             "Layer-CAM take about 0.05 s more, Score-CAM (its faster variant) about 0.2 s and "
-             "SmoothGrad about 1 s per image on CPU.")
+    help_text = method_help(state.default_heatmap(), state.heatmap_methods())
+    method = heatmap_method_select(f"method-{file_id}", help_text, method_column)
     opacity = opacity_column.slider("Heatmap opacity", 0.0, 1.0, HeatmapStyle.opacity, 0.05, key=f"opacity-{file_id}")
     colormap = colormap_column.selectbox("Colormap", COLORMAPS, key=f"colormap-{file_id}")
     layout = layout_column.segmented_control("View", viewer.LAYOUTS, default=viewer.SIDE_BY_SIDE,
@@ -107,6 +110,14 @@ def heatmap_controls_ui(file_id: str, has_boxes: bool) -> HeatmapStyle:
                                          help="FracAtlas's fracture boxes for this sample: judge the heatmap "
                                               "against the truth.")
     return HeatmapStyle(method, opacity, colormap, layout, show_boxes)
+
+
+def method_help(default: str, methods: tuple[str, ...]) -> str:
+    """The method box's help: which heatmap is this model's default (free: it comes with the
+    verdict), and what each other one of ``methods`` costs."""
+    others = ", ".join(f"{METHODS[method]} {EXTRA_SECONDS[method]}" for method in methods if method != default)
+    return (f"Each explains the 'fractured' output. {METHODS[default]}, this model's default, comes with the "
+            f"verdict; the others take, per image on CPU: {others}.")
 
 
 def window_ui(windowable: WindowableImage | None, file_id: str) -> Window | None:
@@ -138,30 +149,22 @@ def viewer_ui(data: bytes, file_id: str, style: HeatmapStyle, flagged: bool, win
     boxes = sample_boxes(data) if style.show_boxes else ()
     figure = viewer.viewer_figure(picture, layer, layout=style.layout, boxes=boxes, revision=file_id)
     st.plotly_chart(figure, key=f"viewer-{file_id}", config=viewer.PLOTLY_CONFIG, theme=None)
-    st.caption(heatmap_caption(label, flagged, boxes=bool(boxes)))
+    st.caption(heatmap_caption(style.method, flagged, boxes=bool(boxes)))
 
 
-def heatmap_caption(label: str, flagged: bool, *, boxes: bool = False) -> str:
+def heatmap_caption(method: str, flagged: bool, *, boxes: bool = False) -> str:
+    """What the viewer shows, and how far to trust ``method``'s heatmap as measured."""
+    default = " (this model's default)" if method == state.default_heatmap() else ""
+    shown = f"{METHODS[method]} for 'fractured'{default}"
     if flagged:
-        seen = (f"{label} for 'fractured'. White outlines: where the map reaches {OUTLINE_LEVEL:.0%} of its "
+        seen = (f"{shown}. White outlines: where the map reaches {OUTLINE_LEVEL:.0%} of its "
                 "own peak. Drag to pan, scroll or pinch to zoom, double-click to reset.")
     else:
-        seen = (f"{label} for 'fractured', **faded: the image is not flagged** at your threshold. Each map is "
+        seen = (f"{shown}, **faded: the image is not flagged** at your threshold. Each map is "
                 "scaled to its own peak, so even a clear normal has a hot spot.")
     if boxes:
         seen += " Green dashed: the radiologists' fracture box."
-    return f"{seen} {localisation_sentence()}".strip()
-
-
-def localisation_sentence() -> str:
-    """The measured localisation accuracy of Grad-CAM (``python -m training.localisation``), if stored."""
-    figures = state.load_metrics().get("localisation")
-    if not figures or not figures.get("n_images"):
-        return ""
-    hits, count = figures["peak_inside_box"], figures["n_images"]
-    return (f"How far to trust it: on {count} fractured {figures['split']} images, the Grad-CAM peak fell "
-            f"inside the radiologists' box in only {hits} ({hits / count:.0%}); it shows what drove the "
-            "score, not where the fracture is.")
+    return f"{seen} {localisation_sentence(state.load_metrics().get('localisation'), method)}".strip()
 
 
 def sample_boxes(data: bytes) -> tuple:

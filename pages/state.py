@@ -19,8 +19,7 @@ import streamlit as st
 
 from core import artifacts
 from core.classifier import FractureClassifier, ImageResult
-from core.config import PROJECT_DIR
-from core.heatmaps import DEFAULT_METHOD
+from core.config import MODELS_DIR, PROJECT_DIR
 from core.heldout import HeldOutPredictions
 from core.overlay import encode_png, overlay_on_original
 from core.pdf_report import ReportContext, test_cost_sentence, threshold_label
@@ -36,6 +35,7 @@ HELD_OUT_SPLIT_KEY = "held_out_split"  # the split it shows, which the sidebar's
 HELD_OUT_SPLITS = ("test", "val")
 APP_START_PRESET = "screening"  # a missed fracture costs more than a false alarm
 MODEL_CARD = PROJECT_DIR / "docs" / "model-card.md"
+MODEL_DIR = MODELS_DIR  # the model every page shows, with its thresholds and figures (tests point it elsewhere)
 # Where the model is served, when it is not in this process: the URL of serving/deployment.py.
 SERVE_URL_VARIABLE = "FRACTURE_SERVE_URL"  # the environment's setting wins over the secrets file's
 SERVE_URL_SECRET = "serve_url"  # in .streamlit/secrets.toml
@@ -222,13 +222,25 @@ def load_classifier() -> FractureClassifier | RemoteClassifier:
     """
     url = serve_url()
     if url is None:
-        classifier = FractureClassifier.load()
-        classifier.warm_up(heatmap=DEFAULT_METHOD)  # the pages classify with heatmap=DEFAULT_METHOD
+        classifier = FractureClassifier.load(MODEL_DIR)
+        classifier.warm_up()  # the model's default heatmap, which classify_upload asks for
         return classifier
     try:
         return RemoteClassifier.connect(url, expected_version=load_metadata().get("model_version"))
     except (RemoteServingError, ValueError) as error:
         stop_for_serving_error(error)
+
+
+def default_heatmap() -> str:
+    """The model's own default heatmap method: the one every upload comes with and every heatmap
+    select box starts on."""
+    return load_classifier().default_heatmap
+
+
+def heatmap_methods() -> tuple[str, ...]:
+    """The keys of :data:`core.heatmaps.METHODS` the model can draw, in that order (the fracture
+    map only for a model that has one)."""
+    return tuple(load_classifier().explainer.methods)
 
 
 def stop_for_serving_error(error: Exception) -> NoReturn:
@@ -244,7 +256,7 @@ def stop_for_serving_error(error: Exception) -> NoReturn:
 @st.cache_resource  # OperatingThresholds holds a mapping proxy, which cache_data cannot pickle
 def load_thresholds() -> OperatingThresholds:
     """The preset thresholds without TensorFlow: the sidebar draws before the model loads."""
-    return artifacts.load_thresholds()
+    return artifacts.load_thresholds(MODEL_DIR)
 
 
 @st.cache_resource
@@ -254,22 +266,22 @@ def load_held_out(split: str = "test") -> HeldOutPredictions:
 
 @st.cache_data(show_spinner=False)
 def load_metadata() -> dict:
-    return artifacts.load_metadata()
+    return artifacts.load_metadata(MODEL_DIR)
 
 
 @st.cache_data(show_spinner=False)
 def load_metrics() -> dict:
-    return artifacts.load_metrics()
+    return artifacts.load_metrics(MODEL_DIR)
 
 
 @st.cache_data(show_spinner=False)
 def load_history() -> list[dict]:
-    return artifacts.load_history()
+    return artifacts.load_history(MODEL_DIR)
 
 
 @st.cache_data(show_spinner=False)
 def load_probability_rows() -> list[dict]:
-    return artifacts.load_probability_rows()
+    return artifacts.load_probability_rows(MODEL_DIR)
 
 
 @st.cache_data(show_spinner=False)
@@ -284,20 +296,20 @@ def load_model_card() -> str:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def classify_upload(data: bytes) -> ImageResult:
-    """The verdict and Grad-CAM of one upload from one compiled pass, with its image sized for
-    display (the cache pickles every value it keeps).
+    """The verdict and the model's default heatmap of one upload (from one compiled pass), with
+    its image sized for display (the cache pickles every value it keeps).
 
     Raises:
         core.imaging.ImageReadError: if the bytes are not a readable image.
     """
     try:
-        return load_classifier().classify(data, heatmap=DEFAULT_METHOD).for_display()
+        return load_classifier().classify(data, heatmap=default_heatmap()).for_display()
     except RemoteServingError as error:  # the server went away after the app connected
         stop_for_serving_error(error)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def heatmap_of(data: bytes, method: str = DEFAULT_METHOD) -> np.ndarray:
+def heatmap_of(data: bytes, method: str) -> np.ndarray:
     """The model-input heatmap (S, S) of one upload for one method."""
     result = classify_upload(data)
     if method == result.heatmap_method:
@@ -315,7 +327,7 @@ def xray_png(data: bytes) -> bytes:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def overlay_png(data: bytes, method: str = DEFAULT_METHOD, opacity: float = 0.4, colormap: str = "jet") -> bytes:
+def overlay_png(data: bytes, method: str, opacity: float = 0.4, colormap: str = "jet") -> bytes:
     """The heatmap overlay of one upload as PNG bytes, for display and download alike."""
     result = classify_upload(data)
     rgb = overlay_on_original(result.image, heatmap_of(data, method), load_classifier().preprocess_config,

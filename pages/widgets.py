@@ -7,6 +7,7 @@ import re
 
 import streamlit as st
 
+from core.heatmaps import METHODS
 from core.heldout import describe_costs, percent
 from core.radiograph_check import RadiographCheck
 from core.thresholds import PRESETS, OperatingThresholds
@@ -123,6 +124,28 @@ def uploads_ui(page: str, label: str) -> list[state.Upload]:
         st.button("Clear the image" if len(held) == 1 else f"Clear all {len(held)} images",
                   on_click=state.clear_uploads, args=(page,), icon=":material/delete:")
     return held
+
+
+def heatmap_method_select(key: str, help_text: str, container=st) -> str:
+    """The heatmap method select box in ``container``: the methods this model can draw, starting on
+    its default heatmap (the one each upload already has)."""
+    methods = state.heatmap_methods()
+    return container.selectbox("Heatmap method", methods, index=methods.index(state.default_heatmap()),
+                               format_func=METHODS.get, key=key, help=help_text)
+
+
+def localisation_sentence(figures: dict | None, method: str) -> str:
+    """How far to trust ``method``'s heatmap: the pointing game of ``python -m training.localisation``
+    (``metrics.json["localisation"]``), naming the method it measured and saying so when that is
+    not ``method``; empty where nothing was measured."""
+    if not figures or not figures.get("n_images"):
+        return ""
+    hits, count, measured = figures["peak_inside_box"], figures["n_images"], figures["method"]
+    found = (f"its peak fell inside the radiologists' box in {hits} ({hits / count:.0%}) of {count} "
+             f"fractured {figures['split']} images")
+    if measured == method:
+        return f"How far to trust {METHODS[method]}: {found}."
+    return f"How far to trust it: not measured for {METHODS[method]}; for {METHODS[measured]}, {found}."
 
 
 def band_alert(band: str, body: str) -> None:

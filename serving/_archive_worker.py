@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 # The job adds the path itself (it holds the list), so a row that went missing cannot go unseen.
 SCORED_SCHEMA = pa.schema([
     ("index", pa.int64()),
+    # The heatmap drawn (the model's default): the job names the overlays after it, as the CLI
+    # does, and leaves it out of the rows (the CLI's JSON does not carry it).
+    ("heatmap_method", pa.string()),
     ("probability_fractured", pa.float64()),
     ("decision", pa.string()),
     ("threshold", pa.float64()),
@@ -50,7 +53,8 @@ class ArchiveWorker:
     Args:
         model_dir: the model to load, once, when the actor starts.
         threshold: the decision threshold, already resolved from its name.
-        overlay_staging: a folder to write each readable file's Grad-CAM overlay to, or None.
+        overlay_staging: a folder to write each readable file's overlay (of the model's default
+            heatmap) to, or None.
         tensorflow_threads: threads TensorFlow may use in this process (None: its default, one
             per core of the machine). Set to the actor's CPUs: N actors on an N-core node would
             otherwise run N × N threads. The answers do not depend on it.
@@ -72,7 +76,8 @@ class ArchiveWorker:
         for index, file in zip(batch["index"].tolist(), self._scored(locations)):
             if self.overlay_staging is not None and file.result is not None:
                 write_overlay(self.overlay_staging / overlay_staging_name(index), file.result, self.classifier)
-            rows.append({"index": index, **scored_columns(file.record(self.threshold))})
+            method = None if file.result is None else file.result.heatmap_method
+            rows.append({"index": index, "heatmap_method": method, **scored_columns(file.record(self.threshold))})
         return pa.Table.from_pylist(rows, schema=SCORED_SCHEMA)
 
     def _scored(self, locations: list[str]) -> Iterator[ScoredFile]:

@@ -20,8 +20,9 @@ spreadsheet would run as a formula starts with ``'`` (:func:`core.reports.spread
 Parquet keeps it as it is. A path that is not valid UTF-8 is written with its odd bytes escaped
 (``\\xff``).
 
-``--overlay-dir`` also writes each readable image's Grad-CAM overlay, under the name
-``python -m core.predict --heatmap-dir`` gives it for the same files in the same (sorted) order.
+``--overlay-dir`` also writes each readable image's overlay of the model's default heatmap, under the
+name ``python -m core.predict --heatmap-dir`` gives it for the same files in the same (sorted) order
+(``<stem>_<method>.png``).
 
 Locally the command starts its own Ray with one CPU per worker (and TensorFlow on one thread in
 each); ``--address`` joins an existing cluster instead, whose every node must have the project
@@ -54,8 +55,9 @@ from serving._archive_worker import SCORED_SCHEMA, ArchiveWorker, overlay_stagin
 from serving._ray import ray_connection
 
 OUTPUT_FORMATS = (".parquet", ".csv")
+WORKER_ONLY_COLUMNS = ("index", "heatmap_method")  # what the job needs of the workers, not in the rows
 ROW_SCHEMA = pa.schema([pa.field("path", pa.string()),
-                        *(field for field in SCORED_SCHEMA if field.name != "index")])
+                        *(field for field in SCORED_SCHEMA if field.name not in WORKER_ONLY_COLUMNS)])
 DEFAULT_WORKERS = 2
 CPUS_PER_WORKER = 1
 # Files per call of an actor: several of score_files' network batches, so that its readers keep
@@ -120,6 +122,7 @@ def score_archive(inputs: Sequence[Input], output: Path, *, threshold: float, wo
         table = _scored_table(ordered, threshold, workers, batch_size, model_dir, staging)
         if staging is not None:
             _name_overlays(ordered, table, staging, overlay_dir)
+    table = table.drop_columns(["heatmap_method"])
     _write_rows(table, output)
     return ArchiveSummary(len(table), len(table) - table["error"].null_count, output, time.perf_counter() - started)
 
@@ -175,13 +178,15 @@ def _worker_batches(items: list[dict], threshold: float, workers: int, batch_siz
 def _name_overlays(ordered: list[Input], table: pa.Table, staging: Path, overlay_dir: Path) -> None:
     """Moves each overlay from its staging name to the name the CLI gives it.
 
-    The CLI numbers a name already taken by an earlier readable file (``x_gradcam.png``,
-    ``x_2_gradcam.png``), so the names are given here, in the rows' order, once every file is read.
+    The CLI numbers a name already taken by an earlier readable file (``x_fracturemap.png``,
+    ``x_2_fracturemap.png``), so the names are given here, in the rows' order, once every file is read.
     """
     taken: set[str] = set()
-    for index, (item, error) in enumerate(zip(ordered, table["error"].to_pylist())):
+    rows = zip(ordered, table["error"].to_pylist(), table["heatmap_method"].to_pylist())
+    for index, (item, error, method) in enumerate(rows):
         if error is None:
-            os.replace(staging / overlay_staging_name(index), overlay_dir / unique_overlay_name(item.path, taken))
+            os.replace(staging / overlay_staging_name(index),
+                       overlay_dir / unique_overlay_name(item.path, taken, method))
 
 
 def _write_rows(table: pa.Table, output: Path) -> None:
@@ -216,7 +221,9 @@ def _parse_args(argv):
     parser.add_argument("--output", type=Path, required=True, help="the rows: a .parquet or .csv file")
     parser.add_argument("--threshold", default=DEFAULT_PRESET,
                         help=f"a number in [0, 1] or one of {', '.join(PRESET_NAMES)} (default: {DEFAULT_PRESET})")
-    parser.add_argument("--overlay-dir", type=Path, help="write a Grad-CAM overlay PNG per readable image here")
+    parser.add_argument("--overlay-dir", type=Path,
+                        help="write an overlay PNG of the model's default heatmap per readable image here "
+                             "(<stem>_<method>.png)")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                         help=f"Ray actors, each loading the model once (default: {DEFAULT_WORKERS})")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,

@@ -5,8 +5,8 @@
 Each replica loads the model once. Routes, under the application's route prefix:
 
 * ``POST /predict?name=&threshold=&overlay=png``, body: the image file. The ``--json`` object of
-  ``python -m core.predict`` ("path" is ``name``, or "upload"), or with ``overlay=png`` the Grad-CAM
-  overlay PNG that ``--heatmap-dir`` writes. ``threshold``: a number in [0, 1] or a preset name,
+  ``python -m core.predict`` ("path" is ``name``, or "upload"), or with ``overlay=png`` the overlay
+  PNG of the model's default heatmap that ``--heatmap-dir`` writes. ``threshold``: a number in [0, 1] or a preset name,
   as the CLI takes it (default: the CLI's). Concurrent requests are scored together
   (``@serve.batch``: up to :data:`MAX_BATCH_SIZE` images, gathered for at most
   :data:`BATCH_WAIT_S`) by :func:`core.scoring.score_files`, the CLI's own path: the same bytes
@@ -17,8 +17,11 @@ Each replica loads the model once. Routes, under the application's route prefix:
   batch path's bit for bit: ``core.classifier.MIN_BATCH_ROWS``): the app's answers are the same
   either way. Not batched: the app asks for one upload at a time and wants its full result.
 * ``POST /explain?method=``, body: a preprocessed model input as a grey PNG
-  (:func:`core.remote.model_input_png`). ``{"method", "heatmap"}``, the map as raw float32.
+  (:func:`core.remote.model_input_png`). ``{"method", "heatmap"}``, the map as raw float32; by
+  default the model's default heatmap. A method this model cannot draw is a 400.
 * ``GET /metadata``: the model's metadata (version, thresholds, preprocessing...).
+* ``GET /heatmaps``: the model's default heatmap, which ``/predict`` and ``/result`` carry, and the
+  methods ``/explain`` draws (:class:`core.remote.ServedHeatmaps`).
 * ``GET /stats``: how many batches this replica has scored, and their sizes.
 
 Errors are JSON ``{"error": message}`` (``/predict`` answers an unreadable image with the CLI's
@@ -43,10 +46,10 @@ from ray import serve
 
 from core.classifier import FractureClassifier
 from core.config import MODELS_DIR
-from core.heatmaps import DEFAULT_METHOD, check_method
+from core.heatmaps import check_method
 from core.imaging import MAX_FILE_BYTES, ImageReadError, read_image
 from core.imaging.common import too_many_bytes
-from core.remote import encode_array, result_payload
+from core.remote import ServedHeatmaps, encode_array, result_payload
 from core.scoring import ImageBytes, ScoredFile, overlay_png, score_files
 from core.thresholds import DEFAULT_PRESET
 from serving._ray import ray_connection
@@ -106,7 +109,7 @@ class FractureDeployment:
 
     def __init__(self, model_dir: str = str(MODELS_DIR)):
         self.classifier = FractureClassifier.load(model_dir)
-        self.classifier.warm_up(heatmap=DEFAULT_METHOD)
+        self.classifier.warm_up()  # the model's default heatmap, which /predict and /result carry
         self.batch_sizes: Counter[int] = Counter()
 
     @http_app.post("/predict")
@@ -127,17 +130,14 @@ class FractureDeployment:
     async def result(self, request: Request) -> JSONResponse:
         data = await read_body(request)
         try:
-            result = await asyncio.to_thread(self.classifier.classify, data, heatmap=DEFAULT_METHOD)
+            result = await asyncio.to_thread(self.classifier.classify, data, heatmap=self.classifier.default_heatmap)
         except ImageReadError as error:
             raise RequestError(422, str(error)) from None
         return JSONResponse(result_payload(result))
 
     @http_app.post("/explain")
-    async def explain(self, request: Request, method: str = DEFAULT_METHOD) -> JSONResponse:
-        try:
-            check_method(method)
-        except ValueError as error:
-            raise RequestError(400, str(error)) from None
+    async def explain(self, request: Request, method: str | None = None) -> JSONResponse:
+        method = self._drawable(method or self.classifier.default_heatmap)
         model_input = self._model_input(await read_body(request))
         heatmaps = await asyncio.to_thread(self.classifier.explainer.explain, model_input[np.newaxis], method)
         return JSONResponse({"method": method, "heatmap": encode_array(heatmaps[0])})
@@ -145,6 +145,10 @@ class FractureDeployment:
     @http_app.get("/metadata")
     async def metadata(self) -> JSONResponse:
         return JSONResponse(self.classifier.metadata)
+
+    @http_app.get("/heatmaps")
+    async def heatmaps(self) -> JSONResponse:
+        return JSONResponse(ServedHeatmaps.of(self.classifier).payload())
 
     @http_app.get("/stats")
     async def stats(self) -> JSONResponse:
@@ -156,13 +160,29 @@ class FractureDeployment:
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
     async def score(self, sources: list[ImageBytes]) -> list[ScoredFile]:
-        """The requests that arrived together, scored in one call of the CLI's path (verdict and
-        Grad-CAM from one pass), on a worker thread so that the next batch gathers meanwhile."""
+        """The requests that arrived together, scored in one call of the CLI's path (verdict and the
+        model's default heatmap), on a worker thread so that the next batch gathers meanwhile."""
         self.batch_sizes[len(sources)] += 1
         return await asyncio.to_thread(self._scored_together, sources)
 
     def _scored_together(self, sources: list[ImageBytes]) -> list[ScoredFile]:
-        return list(score_files(self.classifier, sources, heatmap=DEFAULT_METHOD, batch_size=MAX_BATCH_SIZE))
+        return list(score_files(self.classifier, sources, batch_size=MAX_BATCH_SIZE))
+
+    def _drawable(self, method: str) -> str:
+        """``method`` if this model can draw it.
+
+        Raises:
+            RequestError: 400 for an unknown method, or one this model cannot draw (the message
+                lists those it can).
+        """
+        try:
+            check_method(method)
+        except ValueError as error:
+            raise RequestError(400, str(error)) from None
+        methods = ServedHeatmaps.of(self.classifier).methods
+        if method not in methods:
+            raise RequestError(400, f"this model cannot draw heatmap {method!r}; valid: {', '.join(methods)}")
+        return method
 
     def _threshold(self, threshold: str) -> float:
         try:

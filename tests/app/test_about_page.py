@@ -14,7 +14,7 @@ PAGE = str(PROJECT_DIR / "pages" / "about.py")
 
 @pytest.fixture(scope="module")
 def app():
-    app = AppTest.from_file(PAGE, default_timeout=60)
+    app = AppTest.from_file(PAGE, default_timeout=120)  # the page asks the model for its default heatmap
     app.run()
     assert not app.exception
     return app

@@ -284,18 +284,30 @@ def test_a_flagged_image_has_its_heatmap_at_full_opacity_and_outlines(app):
     assert any("White outlines" in caption.value for caption in app.main.caption)
 
 
-def test_the_heatmap_caption_states_the_measured_localisation_plainly(app):
+def test_the_heatmap_caption_states_the_measured_localisation_plainly(app, classifier):
     from core.artifacts import load_metrics
 
     figures = load_metrics().get("localisation")
     if not figures:
         pytest.skip("models/metrics.json has no localisation figures (python -m training.localisation)")
     _upload(app, "xray.png", _png_bytes())
-    hits, count = figures["peak_inside_box"], figures["n_images"]
+    hits, count, measured = figures["peak_inside_box"], figures["n_images"], METHODS[figures["method"]]
     [caption] = [c.value for c in app.main.caption if "radiologists' box" in c.value]
-    assert f"on {count} fractured {figures['split']} images" in caption
-    assert f"in only {hits} ({hits / count:.0%})" in caption
-    assert "not where the fracture is" in caption
+    found = (f"its peak fell inside the radiologists' box in {hits} ({hits / count:.0%}) of {count} fractured "
+             f"{figures['split']} images.")
+    if figures["method"] == classifier.default_heatmap:  # the page starts on the default
+        assert caption.endswith(f"How far to trust {measured}: {found}")
+    else:
+        assert caption.endswith(f"not measured for {METHODS[classifier.default_heatmap]}; for {measured}, {found}")
+    assert " only " not in caption
+
+
+def test_the_method_box_offers_what_the_shipped_model_draws_starting_on_its_default(app, classifier):
+    _upload(app, "xray.png", _png_bytes())
+    box = _control(app, "selectbox", "Heatmap method")
+    assert box.options == [METHODS[method] for method in classifier.explainer.methods]
+    assert box.value == classifier.default_heatmap
+    assert f"{METHODS[classifier.default_heatmap]}, this model's default, comes with the verdict" in box.help
 
 
 def test_several_uploads_each_get_a_verdict_and_a_bad_one_a_clear_message(app):
@@ -313,19 +325,19 @@ def test_several_uploads_each_get_a_verdict_and_a_bad_one_a_clear_message(app):
 
 
 @pytest.mark.parametrize("method", ["gradcam++", "layercam", "scorecam", "smoothgrad"])
-def test_switching_the_heatmap_method_changes_the_heatmap_and_not_the_xray(app, method):
+def test_switching_the_heatmap_method_changes_the_heatmap_and_not_the_xray(app, classifier, method):
     _upload(app, "xray.png", _png_bytes())
     [figure] = _figures(app)
-    xray, grad_cam = _xray_pixels(figure), _array(_traces(figure, "heatmap")[0]["z"])
-    assert any(c.value.startswith("Grad-CAM for 'fractured'") for c in app.main.caption)
+    xray, default_map = _xray_pixels(figure), _array(_traces(figure, "heatmap")[0]["z"])
+    assert any(c.value.startswith(f"{METHODS[classifier.default_heatmap]} for 'fractured'") for c in app.main.caption)
     _control(app, "selectbox", "Heatmap method").set_value(method).run()
     assert not app.exception
     [figure] = _figures(app)
     other = _array(_traces(figure, "heatmap")[0]["z"])
     assert any(c.value.startswith(f"{METHODS[method]} for 'fractured'") for c in app.main.caption)
     assert np.array_equal(_xray_pixels(figure), xray)  # the X-ray stays as it was
-    assert other.shape == grad_cam.shape
-    assert not np.array_equal(other, grad_cam)
+    assert other.shape == default_map.shape
+    assert not np.array_equal(other, default_map)
 
 
 def test_method_labels_and_help_agree_on_which_methods_are_slow(app):

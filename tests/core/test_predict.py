@@ -10,6 +10,7 @@ from PIL import Image
 
 from core.config import METADATA_FILENAME
 from core.predict import main
+from tests.box_model_fixture import box_classifier, box_model_dir  # noqa: F401  (fixtures)
 
 RESULT_KEYS = {"path", "probability_fractured", "decision", "threshold", "heatmap_peak", "looks_like_radiograph",
                "unlike_training_data"}
@@ -431,3 +432,58 @@ def test_no_progress_when_stderr_is_not_a_terminal(capsys, trained_model, inputs
     assert "scored" not in captured.err and "\r" not in captured.err + captured.out
     assert captured.err.startswith(f"{inputs[1]}: error: ")  # the garbage file's line, and only that
     assert len(captured.err.splitlines()) == 1
+
+
+# --- a model with a fracture map of its own (tests/box_model_fixture.py) ---------------------------
+
+def test_json_heatmap_peak_of_a_box_model_is_where_its_fracture_map_peaks(capsys, tmp_path, box_model_dir,
+                                                                         box_classifier, synth):
+    from core.preprocessing import content_box
+
+    shapes = {"wide": (40, 70), "tall": (90, 50), "square": (60, 60)}
+    paths = {name: synth.write_png(tmp_path / f"{name}.png", synth.xray(True, seed=20 + index, shape=shape))
+             for index, (name, shape) in enumerate(shapes.items())}
+    code, results = run_json(capsys, [*map(str, paths.values()), "--model-dir", str(box_model_dir)])
+    assert code == 0
+    config = box_classifier.preprocess_config
+    for (name, path), result in zip(paths.items(), results):
+        fracture_map = box_classifier.explainer.fracture_map(box_classifier.prepare(str(path)).model_input[None])[0]
+        top, left, height, width = content_box(shapes[name], config)
+        row, column = np.unravel_index(np.argmax(fracture_map[top : top + height, left : left + width]),
+                                       (height, width))
+        assert result["heatmap_peak"] == [round((column + 0.5) / width, 4), round((row + 0.5) / height, 4)], name
+
+
+def test_a_box_models_fracture_map_comes_from_the_verdicts_own_pass(capsys, tmp_path, box_model_dir, inputs,
+                                                                    monkeypatch):
+    from core.classifier import FractureClassifier
+    from core.heatmaps import HeatmapExplainer
+
+    square, _, wide = inputs
+    passes = []
+    for owner, name in ((FractureClassifier, "_forward_rows"), (HeatmapExplainer, "grad_cam_pass"),
+                        (HeatmapExplainer, "fracture_map")):
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda self, images, *args, _original=original, _name=name, **kwargs:
+                            passes.append((_name, len(images))) or _original(self, images, *args, **kwargs))
+    argv = [square, wide, square, "--batch-size", "2", "--model-dir", str(box_model_dir)]
+    assert main(argv + ["--heatmap-dir", str(tmp_path / "maps")]) == 0
+    capsys.readouterr()
+    # Two images, then the third with a blank row beside it; no Grad-CAM, no second pass for the map.
+    assert passes == [("_forward_rows", 2), ("_forward_rows", 2)]
+
+
+def test_heatmap_dir_names_a_box_models_overlays_after_its_fracture_map(capsys, tmp_path, box_model_dir,
+                                                                        box_classifier, inputs):
+    from core.overlay import overlay_on_original
+
+    square, _, wide = inputs
+    out = tmp_path / "maps"
+    assert main([square, wide, square, "--heatmap-dir", str(out), "--model-dir", str(box_model_dir)]) == 0
+    capsys.readouterr()
+    assert sorted(path.name for path in out.iterdir()) == ["square_2_fracturemap.png", "square_fracturemap.png",
+                                                          "wide_fracturemap.png"]
+    result = box_classifier.classify(wide, heatmap="fracturemap")
+    expected = overlay_on_original(result.image, result.heatmap, box_classifier.preprocess_config)
+    written = np.asarray(Image.open(out / "wide_fracturemap.png"))
+    assert np.abs(written.astype(int) - expected.astype(int)).max() <= 1

@@ -1,5 +1,6 @@
-"""Tests for core.scoring: where a heatmap peaks on the original image, and scoring many files in
-batches (input order, error rows, answers independent of the batch, bounded reading ahead)."""
+"""Tests for core.scoring: where a heatmap peaks on the original image, scoring many files in
+batches (input order, error rows, answers independent of the batch, bounded reading ahead), and
+the model's own default heatmap as the one scored unless another is named."""
 
 import shutil
 
@@ -8,6 +9,7 @@ import pytest
 
 from core.preprocessing import PreprocessConfig
 from core.scoring import HeatmapPeak, ImageBytes, ScoredFile, heatmap_peak, score_files
+from tests.box_model_fixture import box_classifier, box_model_dir  # noqa: F401  (fixtures)
 
 PAD = PreprocessConfig(image_size=32, aspect="pad", contrast="none")
 
@@ -129,3 +131,34 @@ def test_sources_are_read_lazily_at_most_two_batches_ahead(classifier, files):
 def test_bad_batch_size_or_workers_is_refused_at_the_call(classifier, files, options, message):
     with pytest.raises(ValueError, match=message):
         score_files(classifier, files, **options)  # not iterated: refused before any file is read
+
+
+# --- a model with a fracture map of its own (tests/box_model_fixture.py) ---------------------------
+
+@pytest.fixture(scope="module")
+def box_files(tmp_path_factory, synth):
+    """Two generated images of other shapes, each with a bright patch."""
+    folder = tmp_path_factory.mktemp("box-scoring")
+    return [str(synth.write_png(folder / f"{name}.png", synth.xray(True, seed=seed, shape=shape)))
+            for name, seed, shape in (("wide", 11, (40, 70)), ("tall", 12, (80, 50)))]
+
+
+def test_by_default_each_file_comes_with_the_models_own_default_heatmap(box_classifier, box_files):
+    assert box_classifier.default_heatmap == "fracturemap"
+    for file in score_files(box_classifier, box_files):
+        assert file.result.heatmap_method == "fracturemap"
+        own_map = box_classifier.explainer.fracture_map(file.result.model_input[np.newaxis])[0]
+        np.testing.assert_allclose(file.result.heatmap, own_map, atol=1e-5)
+        assert file.peak == heatmap_peak(file.result.heatmap, file.result.source_shape,
+                                         box_classifier.preprocess_config)
+
+
+def test_a_named_method_still_overrides_the_models_default(box_classifier, box_files):
+    [file, _] = score_files(box_classifier, box_files, heatmap="gradcam")
+    expected = box_classifier.classify(box_files[0], heatmap="gradcam")
+    assert file.result.heatmap_method == "gradcam" and np.array_equal(file.result.heatmap, expected.heatmap)
+
+
+def test_a_model_without_a_default_in_its_metadata_scores_grad_cam(classifier, files):
+    assert "default_heatmap" not in classifier.metadata
+    assert next(score_files(classifier, files[:1])).result.heatmap_method == "gradcam"

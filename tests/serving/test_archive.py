@@ -28,6 +28,7 @@ from core.config import MODELS_DIR, PROJECT_DIR
 from core.predict import main as predict_main
 from serving import _archive_worker
 from serving.archive import ROW_SCHEMA, column_text, list_inputs, main
+from tests.box_model_fixture import box_model_dir  # noqa: F401  (fixture)
 from training.config import DEFAULT_DATA_DIR
 
 IMAGES_PER_CLASS = 50
@@ -231,3 +232,21 @@ def test_a_file_that_breaks_scoring_gets_an_error_row_and_the_rest_of_its_batch_
         assert row["error"] is None
         assert row["probability_fractured"] == alone.record(0.5)["probability_fractured"]
         assert [row["heatmap_peak_x"], row["heatmap_peak_y"]] == alone.record(0.5)["heatmap_peak"]
+
+
+def test_a_box_models_overlays_are_the_clis_named_after_its_fracture_map(local_ray, box_model_dir, synth,
+                                                                         tmp_path):
+    for folder, seed in (("a", 1), ("b", 2)):  # the same file name twice: the CLI numbers the second
+        synth.write_png(tmp_path / "images" / folder / "knee.png", synth.xray(True, seed=seed, shape=(50, 70)))
+    cli_overlays, archive_overlays = tmp_path / "cli", tmp_path / "archive"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert predict_main([str(tmp_path / "images"), "--heatmap-dir", str(cli_overlays),
+                             "--model-dir", str(box_model_dir)]) == 0
+    assert main([str(tmp_path / "images"), "--output", str(tmp_path / "scores.parquet"), "--overlay-dir",
+                 str(archive_overlays), "--workers", "1", "--model-dir", str(box_model_dir)]) == 0
+    names = sorted(path.name for path in archive_overlays.iterdir())
+    assert names == sorted(path.name for path in cli_overlays.iterdir()) == ["knee_2_fracturemap.png",
+                                                                            "knee_fracturemap.png"]
+    for name in names:
+        assert (archive_overlays / name).read_bytes() == (cli_overlays / name).read_bytes(), name
+    assert pq.read_table(tmp_path / "scores.parquet").schema == ROW_SCHEMA  # the method names files, not a column

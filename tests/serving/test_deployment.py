@@ -125,13 +125,14 @@ def test_the_threshold_is_taken_as_a_number_or_a_preset_and_names_the_upload_by_
     assert by_default["threshold"] == round(classifier.thresholds["balanced"], 6)  # the CLI's default preset
 
 
-def test_the_overlay_png_is_byte_for_byte_the_clis_heatmap_dir_file(server, sample_paths, tmp_path):
+def test_the_overlay_png_is_byte_for_byte_the_clis_heatmap_dir_file(server, sample_paths, tmp_path, classifier):
     with contextlib.redirect_stdout(io.StringIO()):
         predict_main([*map(str, sample_paths), "--json", "--heatmap-dir", str(tmp_path)])
     for path in sample_paths:
         answer = post(f"{server}/predict?overlay=png&name={path.name}", path.read_bytes())
         assert answer.status == 200 and answer.content_type == "image/png"
-        assert answer.body == (tmp_path / f"{path.stem}_gradcam.png").read_bytes(), path.name
+        overlay = tmp_path / f"{path.stem}_{classifier.default_heatmap}.png"  # the CLI names it after the method
+        assert answer.body == overlay.read_bytes(), path.name
 
 
 def test_concurrent_requests_are_scored_in_shared_batches_each_getting_its_own_answer(server, images,
@@ -185,6 +186,31 @@ def test_a_body_over_the_upload_cap_is_413(server):
 
 def test_metadata_is_the_shipped_models(server):
     assert get_json(f"{server}/metadata") == load_metadata()
+
+
+def test_heatmaps_names_the_served_models_default_and_every_method_it_draws(server, classifier):
+    assert get_json(f"{server}/heatmaps") == {"default": classifier.default_heatmap,
+                                              "methods": list(classifier.explainer.methods)}
+    remote = RemoteClassifier.connect(server)
+    assert (remote.default_heatmap, remote.explainer.methods) == (classifier.default_heatmap,
+                                                                  classifier.explainer.methods)
+
+
+def test_a_method_the_model_cannot_draw_is_400_naming_those_it_can(server, classifier, images):
+    if "fracturemap" in classifier.explainer.methods:
+        pytest.skip("the shipped model draws every method, the fracture map included")
+    answer = post(f"{server}/explain?method=fracturemap", images[0].data)
+    assert answer.status == 400
+    assert answer.json == {"error": "this model cannot draw heatmap 'fracturemap'; valid: "
+                                    + ", ".join(classifier.explainer.methods)}
+
+
+def test_explain_without_a_method_draws_the_models_default(server, classifier, images):
+    from core.remote import model_input_png
+
+    model_input = classifier.classify(images[0].data).model_input
+    answer = post(f"{server}/explain", model_input_png(model_input))
+    assert answer.status == 200 and answer.json["method"] == classifier.default_heatmap
 
 
 def test_the_remote_classifier_rebuilds_the_in_process_result_exactly(server, classifier, images):
