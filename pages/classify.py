@@ -47,8 +47,9 @@ HOW_TO_READ = (
     "amber *doubt* (look closely), green *no fracture*.",
     "**The threshold** (under *Decision threshold*) calls a fracture at or above it: lower catches more "
     "fractures but raises more false alarms, as its test-split figures show.",
-    "**The heatmap** shows where the network looked, scaled to its own peak: not a certainty, rarely "
-    "the fracture line itself, and faded when the image is not flagged.",
+    "**The heatmap** shows where the model found the evidence, scaled to its own peak: not a certainty, "
+    "often not the fracture line itself (its measured hit rate is under the viewer), and faded when the "
+    "image is not flagged.",
 )
 
 
