@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-mirror", action="store_true", help="leave out the mirrored copy of train")
     parser.add_argument("--epochs", type=int, default=HeadConfig.epochs)
     parser.add_argument("--hidden", type=int, default=HeadConfig.hidden)
-    parser.add_argument("--kernel", type=int, default=HeadConfig.kernel, help="side of the head's hidden conv")
+    parser.add_argument("--kernel", type=int, default=3, help="side of the head's hidden conv (the study's 1×1: 1)")
     parser.add_argument("--box-weight", type=float, default=HeadConfig.box_weight)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

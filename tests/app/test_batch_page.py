@@ -209,7 +209,7 @@ def test_the_batch_pdf_has_every_file_with_its_band_and_verdict_at_the_sessions_
     assert page_count(pdf) == 1 + 1 + 1  # summary, table, the two readable images on one page
     text = pdf_text(pdf)
     table = app.dataframe[0].value
-    assert "Threshold 0.504 (Few false alarms)" in text and "Unreadable: 1" in text
+    assert f"Threshold {specific:.3f} (Few false alarms)" in text and "Unreadable: 1" in text
     assert "broken.png: " in text  # why it could not be read
     for _, row in table.iloc[:2].iterrows():
         assert row["file"] in text and row["band"] in text and row["verdict"] in text
