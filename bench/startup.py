@@ -39,6 +39,7 @@ say("heatmap", png_bytes=len(png), peak_rss_mb=peak_rss_mb())
 """
 NAIVE = _SAY + """
 import keras
+import core.layers  # the model file names its pooling layer
 from bench import baselines
 from core.config import MODELS_DIR
 from core.imaging import read_image

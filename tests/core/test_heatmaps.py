@@ -92,7 +92,10 @@ def test_compiled_gradcam_matches_tf_keras_vis(residual):
                     reason=f"FracAtlas not found at {DEFAULT_DATA_DIR}; this check needs the real test split")
 def test_compiled_gradcam_matches_tf_keras_vis_on_the_fracatlas_test_split():
     """The fast path stands in for tf-keras-vis only if it draws the same map: Pearson r >= 0.99
-    on every image of the test split (617 images, batched; 10-20 s on 2 cores)."""
+    on every image of the test split where either map is not empty (617 images, batched; 20-40 s
+    on 2 cores). A box model's Grad-CAM is empty where no cell's evidence for "fractured" is
+    positive, which is most normal images: the shipped model gives 286 maps to compare, and both
+    methods must agree on which maps are empty."""
     classifier = FractureClassifier.load(MODELS_DIR)
     explainer = classifier.explainer
     samples = [sample for sample in load_index(DEFAULT_DATA_DIR) if sample.split == "test"]
@@ -107,7 +110,7 @@ def test_compiled_gradcam_matches_tf_keras_vis_on_the_fracatlas_test_split():
                 continue
             assert mine.std() > 0 and reference.std() > 0, f"{sample.image_id}: one map is flat, the other not"
             correlations[sample.image_id] = np.corrcoef(mine.ravel(), reference.ravel())[0, 1]
-    assert len(correlations) >= 0.9 * len(samples), f"{both_empty} of {len(samples)} maps are empty in both"
+    assert len(correlations) >= 0.3 * len(samples), f"{both_empty} of {len(samples)} maps are empty in both"
     worst = min(correlations, key=correlations.get)
     assert correlations[worst] >= 0.99, (f"{worst}: r = {correlations[worst]:.4f}; median "
                                          f"{np.median(list(correlations.values())):.4f}")
