@@ -242,14 +242,18 @@ def _refit_radiograph_check(output_dir: Path, model, metadata: dict, train_image
     reference.save(Path(output_dir) / REFERENCE_FILENAME)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run_training_cli(train_function, args: argparse.Namespace) -> int:
+    """Runs ``train_function(args)``: a missing file or a bad value is an exit-2 message, not a traceback."""
     try:
-        train(args)
+        train_function(args)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv=None) -> int:
+    return run_training_cli(train, parse_args(argv))
 
 
 if __name__ == "__main__":

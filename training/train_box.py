@@ -54,7 +54,7 @@ from training.metrics import auroc_with_ci, choose_thresholds
 from training.model import CAM_LAYER, FRACTURE_MAP_LAYER, build_box_model, copy_head_weights
 from training.pretrained import BACKBONES
 from training.train import (_calibrate, _git_commit, _refit_radiograph_check, _write_artefacts,
-                            predict_fracture_probabilities)
+                            predict_fracture_probabilities, run_training_cli)
 
 LAYER = "stride16"
 PHOTOMETRIC_SEED = 21  # train views; val's simulated shift is seeded 11, strong_shift train views 12, 13, ...
@@ -239,13 +239,7 @@ def _append_study_row(args, metadata: dict, head, val, pointing: dict) -> None:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        train(args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_training_cli(train, parse_args(argv))
 
 
 if __name__ == "__main__":
