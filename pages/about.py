@@ -16,14 +16,15 @@ CITATION = ("Abedeen I, Rahman MA, Prottyasha FZ, Ahmed T, Chowdhury TM, Shatabd
             "Scientific Data 10, 521 (2023). "
             "[doi:10.1038/s41597-023-02432-4](https://doi.org/10.1038/s41597-023-02432-4)")
 RETRAIN = """\
-# retrain (writes models/: model, metadata.json, history.csv), then evaluate
-.venv/bin/python -m training.train --data-dir ../shared/datasets/fracatlas --epochs 50 --batch-size 32
-.venv/bin/python -m training.evaluate    # rewrites models/metrics.json and models/probabilities.csv
-.venv/bin/python -m training.report      # the model card's tables
-.venv/bin/python -m training.radiograph_reference   # refits tier 2, "unlike the training images" (train does too)
+# retrain Model v2 (writes models/: model, metadata.json with its lineage, history.csv, tier 2's reference)
+.venv/bin/python -m training.train_box --data-dir ../shared/datasets/fracatlas
+.venv/bin/python -m training.evaluate       # rewrites models/metrics.json and models/probabilities.csv
+.venv/bin/python -m training.localisation   # the default heatmap's pointing game, for the caption
+.venv/bin/python -m training.report         # the model card's tables
 .venv/bin/python -m training.radiograph_detector    # refits tier 1, "not a radiograph" (independent of the network)
 
-# the model study (each run in runs/NAME/, the table in runs/study.md)
+# the studies: Model v2's heads on cached backbone maps, and v1's residual CNN
+.venv/bin/python -m training.box_study --size 224
 .venv/bin/python -m training.study --data-dir ../shared/datasets/fracatlas
 """
 LIMITS = (
@@ -31,8 +32,10 @@ LIMITS = (
     "children and other body parts are untested, and likely worse.",
     "**Implants**: every test image with an implant is fractured, so the model may answer "
     "\"fracture\" for the implant. Look at the heatmap of any image with hardware.",
-    "**Small and subtle fractures**: the network sees the image at 192 px; hairline fractures, and "
+    "**Small and subtle fractures**: the network sees the image at 224 px; hairline fractures, and "
     "many in the hand, may be missed.",
+    "**Fracture mimics**: open growth plates in children, nutrient canals, overlapping bones, skin "
+    "folds and cast edges were never taught as normal; the model may flag them.",
     "**Image level only**: one probability per image. The heatmap is not a fracture finder.",
     "**PPV and NPV depend on prevalence**: FracAtlas has about 1 fractured image in 6; where "
     "fractures are rarer, more of the alarms are false.",
