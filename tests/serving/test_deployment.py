@@ -198,15 +198,6 @@ def test_heatmaps_names_the_served_models_default_and_every_method_it_draws(serv
                                                                   classifier.explainer.methods)
 
 
-def test_a_method_the_model_cannot_draw_is_400_naming_those_it_can(server, classifier, images):
-    if "fracturemap" in classifier.explainer.methods:
-        pytest.skip("the shipped model draws every method, the fracture map included")
-    answer = post(f"{server}/explain?method=fracturemap", images[0].data)
-    assert answer.status == 400
-    assert answer.json == {"error": "this model cannot draw heatmap 'fracturemap'; valid: "
-                                    + ", ".join(classifier.explainer.methods)}
-
-
 def test_explain_without_a_method_draws_the_models_default(server, classifier, images):
     from core.remote import model_input_png
 
