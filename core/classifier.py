@@ -33,7 +33,9 @@ BATCH_SIZE = 128
 # threads (P(fractured) moves by up to 3e-7 between the two). The batch path therefore never runs
 # a batch of one: an image's answer does not depend on the batch it happened to be scored in.
 MIN_BATCH_ROWS = 2
-_MODEL_DEFAULT = "model default"  # warm_up's "the method the model's metadata names"
+# ``heatmap`` of warm_up and core.scoring.score_files when the caller names none: the model's own
+# ``default_heatmap`` (None already means "no heatmap", so the model's default needs a name of its own).
+MODEL_DEFAULT = "model-default"
 
 
 @dataclass(frozen=True)
@@ -110,11 +112,11 @@ class FractureClassifier:
     def version(self) -> str:
         return self.metadata.get("model_version", "unknown")
 
-    def warm_up(self, heatmap: str | None = _MODEL_DEFAULT) -> None:
+    def warm_up(self, heatmap: str | None = MODEL_DEFAULT) -> None:
         """Traces the pass that ``classify(..., heatmap=heatmap)`` runs (by default the model's
         :attr:`default_heatmap`, which the app and the CLI ask for; None: the verdict alone), so
         that the first user does not wait for it."""
-        heatmap = self.default_heatmap if heatmap is _MODEL_DEFAULT else heatmap
+        heatmap = self.default_heatmap if heatmap == MODEL_DEFAULT else heatmap
         size = self.preprocess_config.image_size
         blank = np.zeros((1, size, size, 1), np.uint8)
         if heatmap == "gradcam" and self.explainer is not None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.classifier import FractureClassifier, ImageResult, PreparedImage
+from core.classifier import MODEL_DEFAULT, FractureClassifier, ImageResult, PreparedImage
 from core.imaging import ImageReadError
 from core.overlay import encode_png, overlay_on_original
 from core.preprocessing import PreprocessConfig, content_box
@@ -36,9 +36,6 @@ DEFAULT_BATCH_SIZE = 16
 # Threads that read and prepare files while the network runs: one per core of the 2-core
 # machines this runs on; more only queue for the same cores.
 DEFAULT_WORKERS = 2
-# score_files' ``heatmap`` when the caller names none: the classifier's own ``default_heatmap``
-# (None already means "no heatmap", so the model's default needs a name of its own).
-MODEL_DEFAULT = "model-default"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from core.preprocessing import PreprocessConfig, preprocess
 from training.box_head import HeadConfig, HeadOutput, box_cell_mask, predict_head, train_head
 from training.config import DEFAULT_DATA_DIR, RUNS_DIR
 from training.data import Sample, load_index, split_hash
-from training.localisation import Box, load_boxes, score_heatmap
+from training.localisation import Box, load_boxes, pointing_figures, score_heatmap
 from training.metrics import auroc_with_ci
 from training.pretrained import BACKBONES
 from training.radiograph_shift import photometric_shift, strong_shift
@@ -200,10 +200,7 @@ def pointing_game(output: HeadOutput, cached: CachedFeatures, boxes: dict[str, l
         on_input = cv2.resize(output.cell_probability[index], (side, side), interpolation=cv2.INTER_LINEAR)
         heatmap = heatmap_to_image(on_input, tuple(cached.source_shapes[index]), config)
         scores.append(score_heatmap(heatmap, boxes[str(image_id)]))
-    return {"n_images": len(scores),
-            "peak_inside_box": sum(score["hit"] for score in scores),
-            "mean_mass_inside": float(np.mean([s["mass_inside"] for s in scores])),
-            "mean_box_area": float(np.mean([s["area_inside"] for s in scores]))}
+    return pointing_figures(scores)
 
 
 def study_row(args, variant: str, head_config: HeadConfig, train: tuple[np.ndarray, np.ndarray, np.ndarray],

@@ -68,20 +68,23 @@ def score_heatmap(heatmap: np.ndarray, boxes: list[Box]) -> dict:
             "area_inside": float(mask.mean())}
 
 
-def summarise_scores(scores: list[dict], *, split: str, model_version: str, method: str = "gradcam") -> dict:
-    """The figures stored under ``metrics.json["localisation"]``: how many fractured images were
-    scored, in how many the peak fell inside a box, and the mean mass and box area shares."""
+def pointing_figures(scores: list[dict]) -> dict:
+    """Of :func:`score_heatmap` results: how many fractured images were scored, in how many the peak
+    fell inside a box, and the mean mass and box area shares (None without scores)."""
     count = len(scores)
     return {
-        "method": method,
-        "split": split,
-        "model_version": model_version,
         "n_images": count,
         "peak_inside_box": sum(score["hit"] for score in scores),
         "mean_mass_inside": float(np.mean([s["mass_inside"] for s in scores])) if count else None,
         "mean_box_area": float(np.mean([s["area_inside"] for s in scores])) if count else None,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def summarise_scores(scores: list[dict], *, split: str, model_version: str, method: str = "gradcam") -> dict:
+    """The figures stored under ``metrics.json["localisation"]``: which heatmap, split and model, and
+    :func:`pointing_figures`."""
+    return {"method": method, "split": split, "model_version": model_version, **pointing_figures(scores),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def store_summary(model_dir: Path, summary: dict) -> None:

@@ -49,7 +49,7 @@ from training.box_study import (ASPECT, CONTRAST, PLAIN, RESULTS_FILE, VAL_SHIFT
                                 extract_features)
 from training.config import DEFAULT_DATA_DIR
 from training.data import load_arrays, load_index, split_hash
-from training.localisation import load_boxes, score_heatmap
+from training.localisation import load_boxes, pointing_figures, score_heatmap
 from training.metrics import auroc_with_ci, choose_thresholds
 from training.model import CAM_LAYER, FRACTURE_MAP_LAYER, build_box_model, copy_head_weights
 from training.pretrained import BACKBONES
@@ -122,9 +122,7 @@ def heatmap_pointing(explainer: HeatmapExplainer, images: np.ndarray, source_sha
             maps = explainer.explain(images[start:start + 32], method)
             for heatmap, shape, boxes in zip(maps, source_shapes[start:start + 32], image_boxes[start:start + 32]):
                 scores.append(score_heatmap(heatmap_to_image(heatmap, tuple(shape), config), boxes))
-        results[method] = {"n_images": len(scores), "peak_inside_box": sum(score["hit"] for score in scores),
-                           "mean_mass_inside": float(np.mean([s["mass_inside"] for s in scores])),
-                           "mean_box_area": float(np.mean([s["area_inside"] for s in scores]))}
+        results[method] = pointing_figures(scores)
     return results
 
 
