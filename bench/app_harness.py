@@ -261,6 +261,13 @@ WATCH_FOR_RUN = """() => {
 SIDEBAR_OPEN = """() => { const rect = document.querySelector('[data-testid=stSidebar]').getBoundingClientRect();
     return rect.left >= 0 && rect.width > 0; }"""
 RAN_AND_IDLE = f"() => window.__harnessRunSeen === true && ({APP_IDLE})()"
+# The answer as the finished run left it: false until the run has ended, nothing stale remains and
+# :data:`ANSWER_SHOWN` holds, then the pictures and exceptions counted in that same instant. A
+# count taken in a later call can catch Plotly redrawing a chart (an <image> without its source yet).
+SETTLED_ANSWER = """(arg) => {
+    if (!(%s)() || !(%s)(arg)) return false;
+    return {pictures: (%s)(), exceptions: document.querySelectorAll('[data-testid=stException]').length};
+}""" % (APP_IDLE, ANSWER_SHOWN, PICTURES_SHOWN)
 
 
 def open_from_sidebar(page, title: str, *, timeout_ms: int = 60_000) -> None:

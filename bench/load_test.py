@@ -41,6 +41,7 @@ from training.config import DEFAULT_DATA_DIR
 DATA_DIR = DEFAULT_DATA_DIR
 # A new session decides at this preset (pages/state.py); each session checks its slider shows it.
 APP_START_PRESET = "screening"
+SETTLE_TIMEOUT_MS = 120_000  # from the first sight of the answer to the end of its run
 PROBABILITY = re.compile(r"P\(fractured\) = ([0-9.]+)")
 # Nothing on the deployed server watches the source: nobody edits it under a running load test,
 # and watching a working tree (with its .venv) costs CPU and overflows inotify queues.
@@ -292,6 +293,21 @@ async def _open_session(browser, url: str, timeout_ms: int):
     return context, page
 
 
+async def _settled_counts(page, name: str, timeout_ms: int) -> dict:
+    """``{"pictures", "exceptions"}`` once the run has ended with ``name``'s verdict and both
+    pictures; after ``timeout_ms`` without that, what the page holds then (the session fails)."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+    try:
+        settled = await page.wait_for_function(app_harness.SETTLED_ANSWER,
+                                               arg=app_harness.answer_shown_arg([name], 2),
+                                               timeout=timeout_ms, polling=250)
+        return await settled.json_value()
+    except PlaywrightTimeoutError:
+        return {"pictures": await page.evaluate(app_harness.PICTURES_SHOWN),
+                "exceptions": await page.locator("[data-testid=stException]").count()}
+
+
 async def _upload_and_read(page, upload: Upload, threshold: float, go: asyncio.Event,
                            timeout_ms: int) -> SessionResult:
     result = SessionResult(upload, threshold)
@@ -307,14 +323,15 @@ async def _upload_and_read(page, upload: Upload, threshold: float, go: asyncio.E
         await page.wait_for_function(app_harness.ANSWER_SHOWN, arg=app_harness.answer_shown_arg([upload.name], 2),
                                      timeout=timeout_ms, polling=250)
         result.latency_s = time.perf_counter() - started
+        # Read once the run has ended: while the page is still settling, Plotly may be redrawing the
+        # viewer (an image without its source for a moment), which is no missing picture.
+        counts = await _settled_counts(page, upload.name, min(timeout_ms, SETTLE_TIMEOUT_MS))
+        # The viewer's Plotly images included, not only st.image ones (the gallery's thumbnails).
+        result.images, result.exceptions = counts["pictures"], counts["exceptions"]
         # The verdict, not the "does not look like a radiograph" warning that may follow it.
         alerts = page.locator("[data-testid=stAlert]").filter(has_text=upload.name).filter(
             has_text=app_harness.VERDICT_PATTERN)
         result.shown_text = (await alerts.first.inner_text()).strip()
-        # The pictures the wait above counted (the viewer's Plotly images included), not only
-        # st.image ones: those are the sample gallery's thumbnails, incidental to the answer.
-        result.images = await page.evaluate(app_harness.PICTURES_SHOWN)
-        result.exceptions = await page.locator("[data-testid=stException]").count()
     except Exception as error:  # a timeout or a closed page is this session's failure, reported
         result.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
     return result
