@@ -125,7 +125,8 @@ def build_box_model(backbone_name: str, image_size: int, *, hidden: int = 64, ke
     """A pretrained backbone's stride-16 map under a fully convolutional fracture head.
 
     (size, size, 1) grey image in 0..255 → the backbone (ImageNet weights, converted offline by
-    :mod:`training.pretrained`; it scales the image itself) → its stride-16 feature map →
+    :mod:`training.pretrained`; it scales the image itself; its batch norms folded into its convs by
+    :func:`training.batch_norm_folding.fold_batch_norms`) → its stride-16 feature map →
     ``kernel``-wide conv → ReLU (:data:`CAM_LAYER`) → 1×1 conv to one fracture logit per cell
     (:data:`FRACTURE_MAP_LAYER`) → log-mean-exp pooling (:class:`core.layers.LogMeanExpPooling`) →
     ``probabilities``, a fixed 2-unit softmax whose fractured output is the sigmoid of the pooled
@@ -142,10 +143,12 @@ def build_box_model(backbone_name: str, image_size: int, *, hidden: int = 64, ke
     import numpy as np
 
     from core.layers import LogMeanExpPooling
+    from training.batch_norm_folding import fold_batch_norms
     from training.pretrained import BACKBONES
 
     backbone = BACKBONES[backbone_name]
-    network = backbone.build((image_size, image_size, 1), include_top=False)
+    # Frozen, so its batch norms are fixed affine maps: folded into the convs, they cost nothing.
+    network = fold_batch_norms(backbone.build((image_size, image_size, 1), include_top=False))
     stride_16 = network.get_layer(backbone.layers.by_stride()[16]).output
     # An Activation layer, so that the radiograph check's summary (the channel means of every
     # Activation) sees the backbone's features, not only the head's 64 channels.

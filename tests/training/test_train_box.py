@@ -87,6 +87,7 @@ def test_the_assembled_network_is_its_head_on_the_backbones_map_and_reloads(tmp_
     expected = predict_head(head, features, 1.0).probability_fractured
     np.testing.assert_allclose(model(images).numpy()[:, 1], expected, atol=1e-5)
     assert all(not layer.trainable for layer in model.layers if layer.name.startswith(("block_", "Conv1")))
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)  # folded
     model.save(tmp_path / "box.keras")
     reloaded = keras.saving.load_model(tmp_path / "box.keras", compile=False)
     np.testing.assert_allclose(reloaded(images).numpy(), model(images).numpy(), atol=1e-6)
