@@ -31,7 +31,8 @@ from core.overlay import encode_png, overlay_on_original
 say("imported")
 classifier = FractureClassifier.load()
 say("loaded")
-result = classifier.classify(data, heatmap="gradcam").for_display()  # verdict and Grad-CAM in one pass, as the app
+# The verdict and the model's default heatmap in one pass, as the app does.
+result = classifier.classify(data, heatmap=classifier.default_heatmap).for_display()
 say("verdict", verdict=result.decision(classifier.thresholds["screening"]))
 png = encode_png(overlay_on_original(result.image, result.heatmap, classifier.preprocess_config,
                                      source_shape=result.source_shape))
