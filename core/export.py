@@ -5,9 +5,10 @@
 DIR receives a SavedModel (TF Serving, Triton, ``tf.saved_model.load``), ``preprocessing.json``
 and a ``README.md``. Its signature :data:`SIGNATURE` (also ``serving_default``) takes the
 preprocessed model input and returns :data:`PROBABILITY` (calibrated with the shipped
-temperature, as :class:`~core.classifier.FractureClassifier` computes it) and :data:`HEATMAP`
-(the Grad-CAM map of :meth:`~core.heatmaps.HeatmapExplainer.grad_cam_pass`): both are traced
-from the code the app runs, not rewritten. Decoding and preprocessing stay outside the graph
+temperature, as :class:`~core.classifier.FractureClassifier` computes it) and :data:`HEATMAP`,
+the model's default heatmap (``metadata["default_heatmap"]``): Grad-CAM
+(:func:`~core.heatmaps.grad_cam_function`, the code the app compiles) or a box model's own
+fracture map (:func:`~core.heatmaps.fracture_map_function`). ``preprocessing.json`` names it. Decoding and preprocessing stay outside the graph
 (OpenCV's CLAHE has no TensorFlow equivalent); ``preprocessing.json`` says how to reproduce them.
 
 Exit status: 0 when written, 2 on bad usage (a missing model, an output folder that is not
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from core.classifier import FractureClassifier
 from core.config import CLASS_NAMES, FRACTURED, MODELS_DIR
-from core.heatmaps import grad_cam_function
+from core.heatmaps import METHODS, fracture_map_function, grad_cam_function
 from core.imaging import MAX_OUTPUT_PIXELS
 from core.metrics import EPS
 from core.preprocessing import CLAHE_CLIP_LIMIT, CLAHE_TILES, STRETCH_PERCENTILES, WORKING_LONG_SIDE
@@ -42,6 +43,14 @@ HEATMAP = "heatmap"
 CONTRACT_FILENAME = "preprocessing.json"
 README_FILENAME = "README.md"
 PIXEL_RANGE = (0.0, 255.0)
+
+
+# The default heatmaps a SavedModel can carry: each a function of the classifier giving the graph
+# ``(images, class_index) -> (probabilities, heatmaps)``.
+EXPORTED_HEATMAPS = {
+    "gradcam": lambda classifier: grad_cam_function(classifier.model, classifier.explainer.cam_layer),
+    "fracturemap": lambda classifier: fracture_map_function(classifier.model),
+}
 
 
 class ExportError(ValueError):
@@ -60,7 +69,7 @@ class ExportedModel:
 
 def export_saved_model(classifier: FractureClassifier, output_dir: str | Path, *,
                        force: bool = False) -> ExportedModel:
-    """Writes ``classifier``'s verdict and Grad-CAM as a SavedModel, with its preprocessing contract.
+    """Writes ``classifier``'s verdict and default heatmap as a SavedModel, with its preprocessing contract.
 
     The files are written to a temporary folder beside ``output_dir`` and moved in at the end, so
     a failed export leaves ``output_dir`` as it was.
@@ -77,12 +86,16 @@ def export_saved_model(classifier: FractureClassifier, output_dir: str | Path, *
     Raises:
         ExportError: ``output_dir`` is not a folder, not empty (without ``force``) or not writable,
             or writing failed.
-        ValueError: the model's metadata names no ``cam_layer``.
+        ValueError: the model's metadata names no ``cam_layer``, or its default heatmap is one
+            the export cannot trace.
     """
     output_dir = Path(output_dir)
     _check_output_dir(output_dir, force=force)
     if classifier.explainer is None:
         raise ValueError("this model's metadata names no cam_layer, so its heatmap cannot be exported")
+    if classifier.default_heatmap not in EXPORTED_HEATMAPS:
+        raise ValueError(f"the model's default heatmap {classifier.default_heatmap!r} cannot be exported; "
+                         f"only {' and '.join(EXPORTED_HEATMAPS)} can")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))
@@ -132,13 +145,14 @@ def _check_output_dir(output_dir: Path, *, force: bool) -> None:
 def _serving_function(classifier: FractureClassifier):
     """``model_input -> {probability_fractured, heatmap}``, the function each signature traces.
 
-    Grad-CAM is :func:`core.heatmaps.grad_cam_function`, the code the app compiles. Calibration
+    The heatmap is the model's default: :func:`core.heatmaps.grad_cam_function` or
+    :func:`core.heatmaps.fracture_map_function`, as :data:`EXPORTED_HEATMAPS` maps it. Calibration
     is :func:`core.metrics.apply_temperature` in TensorFlow: sigmoid(logit(clip(p)) / T) of the
     softmax's P(fractured), in float32 (within 1e-7 of the float64 original).
     """
     import tensorflow as tf
 
-    classify_and_explain = grad_cam_function(classifier.model, classifier.explainer.cam_layer)
+    classify_and_explain = EXPORTED_HEATMAPS[classifier.default_heatmap](classifier)
     temperature = classifier.temperature
 
     def classify_and_explain_inputs(model_input):
@@ -189,8 +203,10 @@ def preprocessing_contract(classifier: FractureClassifier) -> dict:
             "outputs": {PROBABILITY: {"shape": [None], "dtype": "float32",
                                       "meaning": "calibrated P(fractured); temperature already applied"},
                         HEATMAP: {"shape": [None, size, size], "dtype": "float32", "range": [0.0, 1.0],
-                                  "meaning": "Grad-CAM for 'fractured' on the model input, each map "
-                                             "divided by its own peak (all zero: no evidence)"}},
+                                  "method": classifier.default_heatmap,
+                                  "meaning": f"{METHODS[classifier.default_heatmap]} for 'fractured' on the "
+                                             f"model input, each map divided by its own peak (all zero: no "
+                                             f"evidence)"}},
         },
         "preprocessing": classifier.preprocess_config.to_dict(),
         "preprocessing_constants": {"decode_max_output_pixels": MAX_OUTPUT_PIXELS,
@@ -219,6 +235,7 @@ def _readme(contract: dict) -> str:
     return _README_TEMPLATE.format(version=contract["model_version"], size=size, signature=SIGNATURE,
                                    uint8_signature=UINT8_SIGNATURE, default_signature=DEFAULT_SIGNATURE,
                                    input=INPUT, probability=PROBABILITY, heatmap=HEATMAP,
+                                   heatmap_method=METHODS[contract["signatures"]["outputs"][HEATMAP]["method"]],
                                    contract=CONTRACT_FILENAME, thresholds=thresholds,
                                    temperature=contract["temperature"],
                                    max_output_pixels=constants["decode_max_output_pixels"],
@@ -266,7 +283,7 @@ Research software, **not a medical device**: never use it to diagnose, treat or 
 | `{uint8_signature}` | uint8 (N, {size}, {size}, 1) | the same |
 
 `{probability}` is already calibrated (temperature {temperature!r} applied in the graph): do
-not apply it again. `{heatmap}` is Grad-CAM for "fractured" on the {size} x {size} model input;
+not apply it again. `{heatmap}` is {heatmap_method} for "fractured" on the {size} x {size} model input;
 each map is divided by its own peak, and an all-zero map means no evidence. Verdict: fractured
 iff `{probability} >= threshold`:
 

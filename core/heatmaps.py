@@ -296,6 +296,30 @@ def maps_from_cells(cell_logits: np.ndarray, size: int, class_index: int = FRACT
     return _normalise(np.stack(resized) if resized else np.zeros((0, size, size), np.float32))
 
 
+def fracture_map_function(model):
+    """``(images, class_index) -> (probabilities, heatmaps)`` in TensorFlow, uncompiled: the model's
+    own map as :func:`maps_from_cells` draws it (sigmoid of the signed cell logits, resized
+    bilinearly, each map divided by its peak), for :mod:`core.export` to trace into a SavedModel.
+
+    In process the map comes from the verdict's own pass and :func:`maps_from_cells`, without
+    eager TensorFlow ops; the export's tests hold the two to 1e-5.
+    """
+    import keras
+    import tensorflow as tf
+
+    both = keras.Model(model.inputs, [model.output, fracture_cells(model)])
+    size = model.input_shape[1]
+
+    def classify_and_explain(images, class_index):
+        probabilities, cell_logits = both(images, training=False)
+        sign = tf.where(tf.equal(class_index, FRACTURED), 1.0, -1.0)
+        maps = tf.image.resize(tf.sigmoid(sign * cell_logits), (size, size), method="bilinear")[..., 0]
+        peak = tf.reduce_max(maps, axis=(1, 2), keepdims=True)
+        return probabilities, tf.math.divide_no_nan(maps, peak)
+
+    return classify_and_explain
+
+
 def _compile_fracture_cells(model):
     """``images -> cell logits`` as one ``tf.function``."""
     import keras

@@ -1,6 +1,7 @@
 """core.export: the SavedModel, reloaded with ``tf.saved_model.load``, gives the classifier's
-calibrated P(fractured) (to 1e-6) and Grad-CAM map (to 1e-5); it carries its preprocessing
-contract; and the CLI refuses, with the reason, what it cannot or should not write.
+calibrated P(fractured) (to 1e-6) and its default heatmap (to 1e-5: the shipped model's own
+fracture map, or Grad-CAM for a model without one); it carries its preprocessing contract; and the
+CLI refuses, with the reason, what it cannot or should not write.
 
 The shipped model is exported once for the module, through the CLI. Synthetic images need no
 data set; the FracAtlas check reads ../shared and is skipped, saying why, where it is absent.
@@ -21,11 +22,12 @@ import pytest
 
 from core import artifacts
 from core.classifier import FractureClassifier
-from core.config import CLASS_NAMES, FRACTURED, MODELS_DIR
+from core.config import CLASS_NAMES, MODELS_DIR
 from core.export import (CONTRACT_FILENAME, HEATMAP, INPUT, PROBABILITY, README_FILENAME, SIGNATURE,
                          UINT8_SIGNATURE, ExportError, export_saved_model, main)
-from core.metrics import apply_temperature
+from core.heatmaps import METHODS
 from core.preprocessing import PreprocessConfig, preprocess
+from tests.box_model_fixture import box_classifier, box_model_dir  # noqa: F401
 from tests.threads import synthetic_image
 from training.config import DEFAULT_DATA_DIR
 
@@ -77,7 +79,7 @@ def assert_same_numbers_as_the_classifier(classifier: FractureClassifier, servin
     fed the same preprocessed input; with ``some_evidence``, at least one map must not be empty."""
     peaks = []
     for index, source in enumerate(sources):
-        result = classifier.classify(source, heatmap="gradcam")
+        result = classifier.classify(source, heatmap=classifier.default_heatmap)
         outputs = serve(serving, result.model_input[np.newaxis])
         assert abs(float(outputs[PROBABILITY][0]) - result.probability_fractured) <= PROBABILITY_TOLERANCE, index
         np.testing.assert_allclose(outputs[HEATMAP][0], result.heatmap, rtol=0, atol=HEATMAP_TOLERANCE,
@@ -99,10 +101,7 @@ def fracatlas_test_images(per_class: int) -> list[bytes]:
 def test_saved_model_gives_the_classifiers_probability_and_heatmap_on_synthetic_images(
         shipped_classifier, serving):
     images = [synthetic_image(index) for index in range(4)]
-    # The shipped box model finds no evidence for "fractured" in these bands: its Grad-CAM is empty
-    # (no cell above the head's bias), and the SavedModel must say so too. The FracAtlas test below
-    # compares maps that are not empty.
-    assert_same_numbers_as_the_classifier(shipped_classifier, serving, images, some_evidence=False)
+    assert_same_numbers_as_the_classifier(shipped_classifier, serving, images)
 
 
 @pytest.mark.skipif(not (DEFAULT_DATA_DIR / "labels.csv").is_file(),
@@ -113,13 +112,38 @@ def test_saved_model_gives_the_classifiers_probability_and_heatmap_on_fracatlas_
     assert_same_numbers_as_the_classifier(shipped_classifier, serving, images)
 
 
-def test_a_batch_gives_the_explainers_pass_on_the_same_batch_calibrated(shipped_classifier, serving):
+def test_a_batch_gives_the_in_process_batch_answers(shipped_classifier, serving):
     batch = np.stack([shipped_classifier.classify(synthetic_image(index)).model_input for index in range(4, 10)])
-    fused = shipped_classifier.explainer.grad_cam_pass(batch)
-    expected = apply_temperature(fused.probabilities[:, FRACTURED].astype(np.float64), shipped_classifier.temperature)
     outputs = serve(serving, batch)
-    np.testing.assert_allclose(outputs[PROBABILITY], expected, rtol=0, atol=PROBABILITY_TOLERANCE)
-    np.testing.assert_allclose(outputs[HEATMAP], fused.heatmaps, rtol=0, atol=HEATMAP_TOLERANCE)
+    np.testing.assert_allclose(outputs[PROBABILITY], shipped_classifier.predict_batch(batch), rtol=0,
+                               atol=PROBABILITY_TOLERANCE)
+    expected_maps = shipped_classifier.explainer.explain(batch, shipped_classifier.default_heatmap)
+    np.testing.assert_allclose(outputs[HEATMAP], expected_maps, rtol=0, atol=HEATMAP_TOLERANCE)
+
+
+def export_and_load(classifier: FractureClassifier, directory: Path):
+    import tensorflow as tf
+
+    export_saved_model(classifier, directory)
+    return tf.saved_model.load(str(directory)), json.loads((directory / CONTRACT_FILENAME).read_text())
+
+
+def test_the_export_carries_the_models_default_heatmap_grad_cam_or_its_own_map(
+        classifier, box_classifier, tmp_path):
+    for name, model in (("gradcam", classifier), ("fracturemap", box_classifier)):
+        assert model.default_heatmap == name  # the tiny trained CNN and the tiny box model
+        exported, contract = export_and_load(model, tmp_path / name)
+        images = [synthetic_image(index) for index in range(3)]
+        assert_same_numbers_as_the_classifier(model, exported, images)
+        assert contract["signatures"]["outputs"][HEATMAP]["method"] == name
+        assert METHODS[name] in (tmp_path / name / README_FILENAME).read_text()
+
+
+def test_a_default_heatmap_the_export_cannot_trace_is_refused_before_anything_is_written(box_classifier, tmp_path):
+    metadata = {**box_classifier.metadata, "default_heatmap": "layercam"}
+    with pytest.raises(ValueError, match="'layercam' cannot be exported"):
+        export_saved_model(FractureClassifier(box_classifier.model, metadata), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_uint8_float_and_serving_default_signatures_give_the_same_outputs(shipped_classifier, serving):
