@@ -13,12 +13,8 @@ import re
 
 import contextlib
 import io
-import json
 import threading
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +28,7 @@ from core.predict import main as predict_main
 from core.remote import RemoteClassifier, RemoteServingError
 from core.samples import SAMPLES_DIR, load_samples
 from core.scoring import ImageBytes, score_files
+from tests.serving.http_client import TIMEOUT_S, get_json, post
 from tests.threads import synthetic_image
 
 pytestmark = pytest.mark.skipif(not (MODELS_DIR / "metadata.json").is_file(),
@@ -40,32 +37,6 @@ pytestmark = pytest.mark.skipif(not (MODELS_DIR / "metadata.json").is_file(),
 ROUTE_PREFIX = "/fracture"
 REPLICA_CPUS = 0.5  # beside the archive tests' actors on the 2-CPU test Ray
 CONCURRENT_REQUESTS = 12
-TIMEOUT_S = 60
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    content_type: str
-    body: bytes
-
-    @property
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-def post(url: str, body: bytes) -> Answer:
-    request = urllib.request.Request(url, data=body, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-            return Answer(response.status, response.headers.get_content_type(), response.read())
-    except urllib.error.HTTPError as error:
-        return Answer(error.code, error.headers.get_content_type(), error.read())
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-        return json.loads(response.read())
 
 
 @pytest.fixture(scope="module")
