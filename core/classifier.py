@@ -88,7 +88,7 @@ class FractureClassifier:
         self.thresholds = OperatingThresholds.from_metadata(metadata)
         self.reference = reference
         self.detector = detector
-        summary = _activation_summary(model)
+        summary = activation_summary(model)
         # A model with a map of its own returns it from the verdict's pass: its heatmap is free.
         self._has_map = has_fracture_map(model)
         self._forward = compile_forward(model, [summary, fracture_cells(model)] if self._has_map else [summary])
@@ -255,7 +255,7 @@ def padded_batch(model_inputs: np.ndarray) -> np.ndarray:
     return np.concatenate([model_inputs, np.zeros((missing, *model_inputs.shape[1:]), model_inputs.dtype)])
 
 
-def _activation_summary(model):
+def activation_summary(model):
     """The Keras tensor of the radiograph check's activation summary (N, D) in ``model``'s graph."""
     import keras
 

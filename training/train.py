@@ -130,7 +130,8 @@ def _val_auroc_selector(model, val_images, val_labels, total_epochs, patience):
     return Selector()
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """The project's checked-out commit, for the metadata; None outside a git checkout."""
     try:
         result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True,
                                 text=True, timeout=10)
@@ -139,7 +140,7 @@ def _git_commit() -> str | None:
         return None
 
 
-def _calibrate(val_labels, raw_probabilities):
+def calibrate(val_labels, raw_probabilities):
     """Fits a temperature on val and keeps it only where it lowers the ECE."""
     temperature = fit_temperature(val_labels, raw_probabilities)
     before = expected_calibration_error(val_labels, raw_probabilities)
@@ -184,7 +185,7 @@ def train(args: argparse.Namespace) -> dict:
     served = build_model(args.architecture, args.image_size)
     served.set_weights(model.get_weights())
     raw_val = predict_fracture_probabilities(compile_forward(served), val_images)
-    temperature, ece_before, ece_after = _calibrate(val_labels, raw_val)
+    temperature, ece_before, ece_after = calibrate(val_labels, raw_val)
     thresholds = choose_thresholds(val_labels, apply_temperature(raw_val, temperature))
 
     created = datetime.now(timezone.utc)
@@ -211,11 +212,11 @@ def train(args: argparse.Namespace) -> dict:
                      "fit_seconds": round(training_seconds, 1),
                      "total_seconds": round(time.perf_counter() - started, 1)},
         "created": created.isoformat(timespec="seconds"),
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    _write_artefacts(args.output_dir, served, metadata, selector.history)
-    _refit_radiograph_check(args.output_dir, served, metadata, train_images, val_images)
+    write_artefacts(args.output_dir, served, metadata, selector.history)
+    refit_radiograph_check(args.output_dir, served, metadata, train_images, val_images)
     print(f"best val AUROC {selector.best_auroc:.4f} at epoch {selector.best_epoch}; "
           f"temperature {temperature:.3f}; thresholds "
           + ", ".join(f"{name} {value:.3f}" for name, value in thresholds.items())
@@ -223,7 +224,8 @@ def train(args: argparse.Namespace) -> dict:
     return metadata
 
 
-def _write_artefacts(output_dir: Path, model, metadata: dict, history: list[dict]) -> None:
+def write_artefacts(output_dir: Path, model, metadata: dict, history: list[dict]) -> None:
+    """The model file, ``metadata.json`` and ``history.csv`` (train and train_box write the same three)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save(output_dir / MODEL_FILENAME)
@@ -234,7 +236,7 @@ def _write_artefacts(output_dir: Path, model, metadata: dict, history: list[dict
         writer.writerows(history)
 
 
-def _refit_radiograph_check(output_dir: Path, model, metadata: dict, train_images, val_images) -> None:
+def refit_radiograph_check(output_dir: Path, model, metadata: dict, train_images, val_images) -> None:
     """Tier 2 of the radiograph check lives in this model's feature space, so a new model gets a new
     reference. Tier 1's detector uses hand-made features, not the network's, so it is not refitted:
     it serves any model (``python -m training.radiograph_detector`` writes it)."""

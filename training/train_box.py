@@ -53,7 +53,7 @@ from training.localisation import load_boxes, pointing_figures, score_heatmap
 from training.metrics import auroc_with_ci, choose_thresholds
 from training.model import CAM_LAYER, FRACTURE_MAP_LAYER, build_box_model, copy_head_weights
 from training.pretrained import BACKBONES
-from training.train import (_calibrate, _git_commit, _refit_radiograph_check, _write_artefacts,
+from training.train import (calibrate, git_commit, refit_radiograph_check, write_artefacts,
                             predict_fracture_probabilities, run_training_cli)
 
 LAYER = "stride16"
@@ -163,7 +163,7 @@ def train(args: argparse.Namespace) -> dict:
     gap = float(np.max(np.abs(raw_val - head_output.probability_fractured)))
     if gap > 0.02:
         raise RuntimeError(f"the assembled network disagrees with its head on val by {gap:.4f}")
-    temperature, ece_before, ece_after = _calibrate(val_labels, raw_val)
+    temperature, ece_before, ece_after = calibrate(val_labels, raw_val)
     thresholds = choose_thresholds(val_labels, apply_temperature(raw_val, temperature))
 
     fractured = [index for index, sample in enumerate(val_samples) if sample.label == 1 and sample.image_id in boxes]
@@ -201,16 +201,16 @@ def train(args: argparse.Namespace) -> dict:
                      "total_seconds": round(time.perf_counter() - started, 1)},
         "study": study,
         "created": created.isoformat(timespec="seconds"),
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     history = [{"epoch": epoch + 1, "loss": round(loss, 5), "val_auroc": round(auroc, 5)}
                for epoch, (loss, auroc) in enumerate(zip(head.epoch_loss, head.epoch_val_auroc))]
-    _write_artefacts(args.output_dir, model, metadata, history)
+    write_artefacts(args.output_dir, model, metadata, history)
     train_images, _ = load_arrays(train_samples, config)
-    _refit_radiograph_check(args.output_dir, model, metadata, train_images, val_images)
+    refit_radiograph_check(args.output_dir, model, metadata, train_images, val_images)
     metadata["training"]["total_seconds"] = round(time.perf_counter() - started, 1)
-    _write_artefacts(args.output_dir, model, metadata, history)
+    write_artefacts(args.output_dir, model, metadata, history)
     _append_study_row(args, metadata, head, val, pointing)
     print(json.dumps({key: metadata[key] for key in ("model_version", "default_heatmap", "thresholds", "temperature")}
                      | {"study": study, "minutes": metadata["training"]["total_seconds"] / 60}, indent=1), flush=True)
