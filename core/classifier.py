@@ -88,12 +88,11 @@ class FractureClassifier:
         self.thresholds = OperatingThresholds.from_metadata(metadata)
         self.reference = reference
         self.detector = detector
-        summary = activation_summary(model)
-        # A model with a map of its own returns it from the verdict's pass: its heatmap is free.
+        extras = pass_extras(model)
         self._has_map = has_fracture_map(model)
-        self._forward = compile_forward(model, [summary, fracture_cells(model)] if self._has_map else [summary])
+        self._forward = compile_forward(model, extras)
         cam_layer = metadata.get("cam_layer")
-        self.explainer = None if cam_layer is None else HeatmapExplainer(model, cam_layer, [summary])
+        self.explainer = None if cam_layer is None else HeatmapExplainer(model, cam_layer, extras[:1])
         self.default_heatmap = check_method(metadata.get("default_heatmap", DEFAULT_METHOD))
 
     @classmethod
@@ -255,11 +254,14 @@ def padded_batch(model_inputs: np.ndarray) -> np.ndarray:
     return np.concatenate([model_inputs, np.zeros((missing, *model_inputs.shape[1:]), model_inputs.dtype)])
 
 
-def activation_summary(model):
-    """The Keras tensor of the radiograph check's activation summary (N, D) in ``model``'s graph."""
+def pass_extras(model) -> list:
+    """The Keras tensors the classifier's pass returns beside the probabilities: the radiograph
+    check's activation summary (N, D), then, for a model with a map of its own, its cell logits
+    (N, g, g, 1), so that its heatmap comes free with the verdict."""
     import keras
 
-    return keras.ops.concatenate(activation_summary_outputs(model), axis=-1)
+    summary = keras.ops.concatenate(activation_summary_outputs(model), axis=-1)
+    return [summary, fracture_cells(model)] if has_fracture_map(model) else [summary]
 
 
 def compile_forward(model, extra_outputs=()):

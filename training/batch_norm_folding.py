@@ -111,13 +111,11 @@ def largest_output_changes(model: keras.Model, folded: keras.Model, images: np.n
     absolute change of P(fractured); ``relative``, the largest absolute change of any output (the
     probabilities, the radiograph check's activation summaries, a box model's fracture map cells)
     divided by that output's largest magnitude."""
-    from core.classifier import activation_summary, compile_forward
+    from core.classifier import compile_forward, pass_extras
     from core.config import FRACTURED
-    from core.heatmaps import fracture_cells, has_fracture_map
 
     def outputs(network):
-        extras = [activation_summary(network)] + ([fracture_cells(network)] if has_fracture_map(network) else [])
-        forward = compile_forward(network, extras)
+        forward = compile_forward(network, pass_extras(network))
         batches = [forward(images[start:start + 16]) for start in range(0, len(images), 16)]
         return [np.concatenate([batch[index].numpy() for batch in batches]) for index in range(len(batches[0]))]
 
