@@ -122,8 +122,7 @@ def heatmap_to_image(heatmap: np.ndarray, source_shape: tuple[int, int], config:
             The crop is never recomputed from this shape: rounding a smaller shape's letterbox
             can move the map by a model pixel.
     """
-    top, left, height, width = content_box(source_shape, config)
-    cropped = heatmap[top : top + height, left : left + width]
+    cropped = content_box(source_shape, config).crop(heatmap)
     rows, columns = source_shape if output_shape is None else output_shape
     resized = cv2.resize(cropped, (columns, rows), interpolation=cv2.INTER_LINEAR)
     return np.clip(resized, 0.0, 1.0)

@@ -128,31 +128,43 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def content_box(image_shape: tuple[int, int], config: PreprocessConfig) -> tuple[int, int, int, int]:
-    """Where the image lies inside the square model input.
+@dataclass(frozen=True)
+class ContentBox:
+    """Where the image lies inside the square model input, in model-input pixels."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    def crop(self, square: np.ndarray) -> np.ndarray:
+        """The part of a model-input-sized array (a heatmap, the input itself) that is the image."""
+        return square[self.top : self.top + self.height, self.left : self.left + self.width]
+
+
+def content_box(image_shape: tuple[int, int], config: PreprocessConfig) -> ContentBox:
+    """Where the image lies inside the square model input: the whole square for ``stretch``.
+
+    Used to map a heatmap on the model input back onto the original image.
 
     Args:
         image_shape: (H, W) of the image before preprocessing.
         config: the preprocessing applied.
-
-    Returns:
-        ``(top, left, height, width)`` in model-input pixels; the whole square for ``stretch``.
-        Used to map a heatmap on the model input back onto the original image.
     """
     side = config.image_size
     if config.aspect == "stretch":
-        return 0, 0, side, side
+        return ContentBox(0, 0, side, side)
     # The letterbox is laid out on the working-resolution image; computing it from the original
     # shape can round to a different height or width (e.g. 513 x 3000 at 32 px: 5 vs 6 rows).
     height, width = _working_shape(*image_shape)
     scale = side / max(height, width)
     new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
-    return (side - new_height) // 2, (side - new_width) // 2, new_height, new_width
+    return ContentBox((side - new_height) // 2, (side - new_width) // 2, new_height, new_width)
 
 
 def _letterbox(image: np.ndarray, side: int) -> np.ndarray:
-    top, left, height, width = content_box(image.shape, PreprocessConfig(side, "pad", "none"))
+    box = content_box(image.shape, PreprocessConfig(side, "pad", "none"))
     # Radiograph backgrounds are black, so black padding adds no new edges.
     square = np.zeros((side, side), dtype=np.uint8)
-    square[top : top + height, left : left + width] = _resize(image, (width, height))
+    box.crop(square)[...] = _resize(image, (box.width, box.height))
     return square

@@ -60,10 +60,10 @@ def heatmap_peak(heatmap: np.ndarray, source_shape: tuple[int, int], config: Pre
     The peak is searched inside the image's own part of the square input only: the letterbox
     is not the image. Ties go to the first pixel in row-major order.
     """
-    top, left, height, width = content_box(source_shape, config)
-    inside = np.asarray(heatmap)[top : top + height, left : left + width]
+    box = content_box(source_shape, config)
+    inside = box.crop(np.asarray(heatmap))
     row, column = np.unravel_index(int(np.argmax(inside)), inside.shape)
-    return HeatmapPeak(x=float((column + 0.5) / width), y=float((row + 0.5) / height))
+    return HeatmapPeak(x=float((column + 0.5) / box.width), y=float((row + 0.5) / box.height))
 
 
 def overlay_png(result: ImageResult, config: PreprocessConfig) -> bytes:

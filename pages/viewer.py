@@ -91,9 +91,9 @@ def image_heatmap(data: bytes, method: str) -> np.ndarray:
     """The upload's heatmap over the image only, at the model's resolution (h, w)."""
     result = state.classify_upload(data)
     config = state.load_classifier().preprocess_config
-    _, _, height, width = content_box(result.source_shape, config)
+    box = content_box(result.source_shape, config)
     return heatmap_to_image(state.heatmap_of(data, method), result.source_shape, config,
-                            output_shape=(height, width)).astype(np.float32)
+                            output_shape=(box.height, box.width)).astype(np.float32)
 
 
 def outlines_on(picture: XrayPicture, heatmap: np.ndarray) -> tuple[Outline, ...]:

@@ -130,7 +130,8 @@ def box_cell_mask(source_shape: tuple[int, int], boxes: Sequence[Box], config: P
     side = config.image_size
     if grid < 1 or side % grid:
         raise ValueError(f"a {side} px input does not divide into a {grid} × {grid} grid")
-    top, left, height, width = content_box(source_shape, config)
+    box = content_box(source_shape, config)
+    top, left, height, width = box.top, box.left, box.height, box.width
     on_input = [((left + x_min * width) / side, (top + y_min * height) / side,
                  (left + x_max * width) / side, (top + y_max * height) / side)
                 for x_min, y_min, x_max, y_max in boxes]

@@ -12,7 +12,8 @@ from core.preprocessing import PreprocessConfig, content_box
 @pytest.mark.parametrize("aspect", ["pad", "stretch"])
 def test_heatmap_to_image_crops_the_padding(shape, aspect):
     config = PreprocessConfig(32, aspect, "none")
-    top, left, height, width = content_box(shape, config)
+    box = content_box(shape, config)
+    top, left, height, width = box.top, box.left, box.height, box.width
     inside = np.zeros((32, 32), np.float32)
     inside[top : top + height, left : left + width] = 1.0
     mapped = heatmap_to_image(inside, shape, config)

@@ -448,7 +448,8 @@ def test_json_heatmap_peak_of_a_box_model_is_where_its_fracture_map_peaks(capsys
     config = box_classifier.preprocess_config
     for (name, path), result in zip(paths.items(), results):
         fracture_map = box_classifier.explainer.fracture_map(box_classifier.prepare(str(path)).model_input[None])[0]
-        top, left, height, width = content_box(shapes[name], config)
+        box = content_box(shapes[name], config)
+        top, left, height, width = box.top, box.left, box.height, box.width
         row, column = np.unravel_index(np.argmax(fracture_map[top : top + height, left : left + width]),
                                        (height, width))
         assert result["heatmap_peak"] == [round((column + 0.5) / width, 4), round((row + 0.5) / height, 4)], name

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.preprocessing import ASPECT_MODES, CONTRAST_MODES, PreprocessConfig, content_box, preprocess
+from core.preprocessing import ASPECT_MODES, CONTRAST_MODES, ContentBox, PreprocessConfig, content_box, preprocess
 
 SIDE = 32
 
@@ -24,7 +24,8 @@ def test_output_is_square_uint8_with_one_channel(aspect, contrast, shape):
 def test_pad_keeps_aspect_ratio_and_pads_with_black():
     wide = np.ones((20, 80), np.float32)  # 4:1 -> 32 x 8 content
     out = preprocess(wide, PreprocessConfig(SIDE, "pad", "none"))[..., 0]
-    top, left, height, width = content_box(wide.shape, PreprocessConfig(SIDE, "pad", "none"))
+    box = content_box(wide.shape, PreprocessConfig(SIDE, "pad", "none"))
+    top, left, height, width = box.top, box.left, box.height, box.width
     assert (top, left, height, width) == (12, 0, 8, 32)
     assert (out[top : top + height] == 255).all()
     assert (out[:top] == 0).all() and (out[top + height :] == 0).all()
@@ -34,7 +35,8 @@ def test_pad_with_clahe_still_leaves_padding_black():
     tall = noise((90, 30)) * 0.8 + 0.1
     config = PreprocessConfig(SIDE, "pad", "clahe")
     out = preprocess(tall, config)[..., 0]
-    top, left, height, width = content_box(tall.shape, config)
+    box = content_box(tall.shape, config)
+    top, left, height, width = box.top, box.left, box.height, box.width
     assert (top, height) == (0, SIDE) and width < SIDE
     assert (out[:, :left] == 0).all() and (out[:, left + width :] == 0).all()
     assert out[:, left : left + width].mean() > 20
@@ -44,7 +46,7 @@ def test_stretch_fills_the_whole_square():
     wide = np.ones((20, 80), np.float32)
     config = PreprocessConfig(SIDE, "stretch", "none")
     assert (preprocess(wide, config) == 255).all()
-    assert content_box(wide.shape, config) == (0, 0, SIDE, SIDE)
+    assert content_box(wide.shape, config) == ContentBox(0, 0, SIDE, SIDE)
 
 
 @pytest.mark.parametrize("side", [32, 64])
@@ -55,7 +57,7 @@ def test_content_box_matches_where_letterbox_puts_the_content(shape, side):
     out = preprocess(np.ones(shape, np.float32), config)[..., 0]
     rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
     found = (rows[0], cols[0], len(rows), len(cols))
-    assert content_box(shape, config) == found
+    assert content_box(shape, config) == ContentBox(*found)
     top, left, height, width = found
     assert (out[top : top + height, left : left + width] > 0).all()  # a solid rectangle
 
