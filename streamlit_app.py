@@ -3,7 +3,7 @@
     streamlit run streamlit_app.py
 
 Pages live in ``pages/`` and only lay out what ``core`` computes; what they share (the threshold,
-the cached model and results) is ``pages/state.py``, the sidebar they all draw ``pages/widgets.py``.
+the cached model and results) is ``ui/state.py``, the sidebar they all draw ``ui/widgets.py``.
 """
 
 import streamlit as st

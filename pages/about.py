@@ -7,9 +7,9 @@ from core.heatmaps import METHODS
 from core.heldout import describe_costs
 from core.thresholds import PRESETS
 from core.triage import BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands
-from pages import state
-from pages.state import APP_START_PRESET
-from pages.widgets import localisation_sentence
+from ui import state
+from ui.state import APP_START_PRESET
+from ui.widgets import localisation_sentence
 
 CITATION = ("Abedeen I, Rahman MA, Prottyasha FZ, Ahmed T, Chowdhury TM, Shatabda S. *FracAtlas: A Dataset "
             "for Fracture Classification, Localization and Segmentation of Musculoskeletal Radiographs.* "

@@ -19,11 +19,11 @@ from core.pdf_report import BatchReport, ReportContext, UnreadableFile, batch_im
 from core.preprocessing import PreprocessConfig
 from core.thresholds import FRACTURED_DECISION
 from core.triage import BAND_TEXT, BANDS, TriageBands, shown_comparison
-from pages import state
-from pages.widgets import (band_alert, heatmap_method_select, markdown_literal, radiograph_notice_ui,
+from ui import state
+from ui.widgets import (band_alert, heatmap_method_select, markdown_literal, radiograph_notice_ui,
                            threshold_sidebar, uploads_ui)
 
-PAGE = "batch"  # this page's list of uploads in pages.state
+PAGE = "batch"  # this page's list of uploads in ui.state
 TABLE_KEY = "batch-table"  # the table's selected row: the upload whose verdict and heatmap are shown
 METHOD_KEY = "batch-heatmap-method"
 # The row last shown: the table's own selection is dropped with the widget when the visitor opens

@@ -25,12 +25,12 @@ from core.preprocessing import PreprocessConfig
 from core.samples import SampleManifestError, boxes_for_upload
 from core.thresholds import FRACTURED_DECISION
 from core.triage import BAND_MEANING, BAND_TEXT, TriageBands, shown_comparison, shown_decimals
-from pages import state, viewer
-from pages.gallery import gallery_ui
-from pages.widgets import (band_alert, heatmap_method_select, localisation_sentence, markdown_literal,
+from ui import state, viewer
+from ui.gallery import gallery_ui
+from ui.widgets import (band_alert, heatmap_method_select, localisation_sentence, markdown_literal,
                            radiograph_notice_ui, threshold_sidebar, uploads_ui)
 
-PAGE = "classify"  # this page's list of uploads in pages.state
+PAGE = "classify"  # this page's list of uploads in ui.state
 PDF_LABEL = "Report (PDF)"
 UPLOADER_LABEL = f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})"
 TITLE_ANCHOR = "bone-fracture-detection"

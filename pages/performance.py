@@ -11,9 +11,9 @@ import streamlit as st
 
 from core.figures import calibration_figure, confusion_figure, roc_figure, subgroup_rows, training_figure
 from core.heldout import describe_costs
-from pages import state
+from ui import state
 from core.heldout import percent
-from pages.widgets import threshold_sidebar
+from ui.widgets import threshold_sidebar
 
 SPLITS = {"test": "test (held out, reported)", "val": "val (chose epoch, thresholds, calibration)"}
 

@@ -21,7 +21,7 @@ from core.reports import VERDICT_TEXT
 from core.thresholds import decide
 from core.triage import BAND_TEXT, TriageBands
 from pages.batch import METHOD_KEY, TABLE_KEY
-from pages.state import THRESHOLD_KEY
+from ui.state import THRESHOLD_KEY
 from tests.app.media import deferred_data, download_data, image_pixels
 from tests.app.page_text import shown
 from tests.core.test_pdf_report import page_count, pdf_text

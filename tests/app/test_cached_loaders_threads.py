@@ -1,4 +1,4 @@
-"""The app's Streamlit caches (pages/state.py) under many sessions at once: the model is built once,
+"""The app's Streamlit caches (ui/state.py) under many sessions at once: the model is built once,
 and cached answers under a cache stampede equal a sequential run and what core gives."""
 
 import numpy as np
@@ -27,9 +27,9 @@ def synthetic_uploads() -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def shared_page_functions():
-    """pages.state's cached loaders, called outside a Streamlit run (Streamlit then keeps the
+    """ui.state's cached loaders, called outside a Streamlit run (Streamlit then keeps the
     caches in memory, as the server does); every cache is cleared before and after."""
-    from pages import state
+    from ui import state
 
     cached = (state.load_classifier, state.classify_upload, state.heatmap_of, state.xray_png, state.overlay_png)
     for function in cached:

@@ -22,7 +22,7 @@ from core.overlay import UNFLAGGED_FADE
 from core.samples import load_samples, sample_bytes
 from core.thresholds import PRESETS, decide
 from core.triage import BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands, shown_comparison
-from pages.state import SLIDER_KEY, THRESHOLD_KEY
+from ui.state import SLIDER_KEY, THRESHOLD_KEY
 from tests.app.media import deferred_data, download_data
 from tests.app.page_text import shown
 from tests.core.test_pdf_report import page_count, pdf_text
@@ -94,7 +94,7 @@ def _xray_pixels(figure: dict, index: int = 0) -> np.ndarray:
 
 
 def _says_active_preset(app: AppTest, label: str) -> bool:
-    """The sidebar names ``label`` as the active preset (pages/widgets.py words the line)."""
+    """The sidebar names ``label`` as the active preset (ui/widgets.py words the line)."""
     return any("preset" in block.value.lower() and f"**{label}**" in block.value for block in app.sidebar.markdown)
 
 
@@ -453,7 +453,7 @@ def test_a_file_name_is_shown_as_typed_not_as_markdown(app, name):
 
 
 def test_an_html_entity_in_a_name_is_kept_as_typed():
-    from pages.widgets import markdown_literal
+    from ui.widgets import markdown_literal
 
     assert rendered(markdown_literal("a&copy;b.jpg")) == "a&copy;b.jpg"  # not "a©b.jpg"
     assert rendered(markdown_literal("&#169;&#x41;&amp;&lt;b&gt;")) == "&#169;&#x41;&amp;&lt;b&gt;"

@@ -1,7 +1,7 @@
 """The pages follow the model's own default heatmap: a box model's fracture map first (tests/box_model_fixture.py),
 Grad-CAM for a model without one, and the heatmap sentence names the method whose hit rate was measured.
 
-The app is pointed at a model with ``pages.state.MODEL_DIR``; the held-out figures it also reads
+The app is pointed at a model with ``ui.state.MODEL_DIR``; the held-out figures it also reads
 (probabilities.csv, history.csv, metrics.json) are the shipped model's, copied beside it, with the
 pointing game's figures of the method under test.
 """
@@ -17,9 +17,9 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import HISTORY_FILENAME, METRICS_FILENAME, MODELS_DIR, PROBABILITIES_FILENAME, PROJECT_DIR
 from core.heatmaps import METHODS
-from pages import state
+from ui import state
 from pages.batch import METHOD_KEY
-from pages.widgets import localisation_sentence
+from ui.widgets import localisation_sentence
 from tests.app.page_text import shown
 from tests.box_model_fixture import box_model_dir  # noqa: F401  (fixture)
 

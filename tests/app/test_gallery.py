@@ -1,4 +1,4 @@
-"""The sample gallery (pages.gallery) through Streamlit's AppTest: alone, and on the Classify page."""
+"""The sample gallery (ui.gallery) through Streamlit's AppTest: alone, and on the Classify page."""
 
 import io
 
@@ -12,8 +12,8 @@ from core.config import PROJECT_DIR
 from core.reports import VERDICT_TEXT
 from core.samples import load_samples, sample_bytes
 from core.thresholds import decide
-from pages import gallery
-from pages.state import THRESHOLD_KEY
+from ui import gallery
+from ui.state import THRESHOLD_KEY
 from tests.app.media import media_id
 from tests.app.page_text import shown
 
@@ -26,8 +26,8 @@ def gallery_script():
     """The gallery on the Classify page's list of uploads, and that list as text."""
     import streamlit as st
 
-    from pages import state
-    from pages.gallery import gallery_ui
+    from ui import state
+    from ui.gallery import gallery_ui
 
     gallery_ui("classify")
     for upload in state.uploads("classify"):

@@ -8,7 +8,7 @@ from core.artifacts import load_held_out, load_thresholds
 from core.config import PROJECT_DIR
 from core.thresholds import PRESETS
 from core.triage import TriageBands
-from pages.state import PHONE_SLIDER_KEY, SLIDER_KEY, SPLIT_KEY, THRESHOLD_KEY
+from ui.state import PHONE_SLIDER_KEY, SLIDER_KEY, SPLIT_KEY, THRESHOLD_KEY
 
 PAGES = ("pages/classify.py", "pages/batch.py", "pages/performance.py", "pages/about.py")
 

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import METRICS_FILENAME, MODELS_DIR, PROJECT_DIR
 from core.artifacts import load_held_out, load_thresholds
-from pages.state import HELD_OUT_SPLIT_KEY, SPLIT_KEY, THRESHOLD_KEY
+from ui.state import HELD_OUT_SPLIT_KEY, SPLIT_KEY, THRESHOLD_KEY
 
 PAGE = str(PROJECT_DIR / "pages" / "performance.py")
 METRICS = json.loads((MODELS_DIR / METRICS_FILENAME).read_text())

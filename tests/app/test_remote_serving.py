@@ -26,7 +26,7 @@ from core.config import MODELS_DIR, PROJECT_DIR
 from core.remote import RemoteClassifier
 from core.reports import VERDICT_TEXT
 from core.samples import load_samples, sample_bytes
-from pages import state
+from ui import state
 from tests.app.media import download_data
 from tests.app.page_text import shown
 

@@ -1,4 +1,4 @@
-"""pages.viewer: the Plotly viewer keeps the X-ray and its heatmap in step, in the X-ray's pixels."""
+"""ui.viewer: the Plotly viewer keeps the X-ray and its heatmap in step, in the X-ray's pixels."""
 
 import base64
 import io
@@ -9,7 +9,7 @@ from PIL import Image
 
 from core.overlay import Outline, colour_scale
 from core.samples import FractionBox
-from pages.viewer import (HEIGHT_RANGE, ONE_IMAGE, SIDE_BY_SIDE, HeatmapLayer, XrayPicture, figure_height,
+from ui.viewer import (HEIGHT_RANGE, ONE_IMAGE, SIDE_BY_SIDE, HeatmapLayer, XrayPicture, figure_height,
                           viewer_figure)
 
 
@@ -111,7 +111,7 @@ def test_the_band_strip_marks_the_bands_the_threshold_and_the_probability():
     import plotly.graph_objects as go
 
     from core.triage import TriageBands
-    from pages.viewer import band_strip_figure
+    from ui.viewer import band_strip_figure
 
     figure = band_strip_figure(TriageBands(0.1, 0.5), 0.3, threshold_text="0.300", probability=0.72,
                                probability_text="0.720")

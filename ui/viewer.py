@@ -19,7 +19,7 @@ from core.imaging.windowing import Window, WindowableImage, apply_window, dicom_
 from core.overlay import (DISPLAY_LONG_SIDE, OUTLINE_LEVEL, Outline, colour_scale, encode_png, fit_for_display,
                           heatmap_to_image, region_outlines)
 from core.preprocessing import content_box
-from pages import state
+from ui import state
 
 VIEWER_LONG_SIDE = 2048  # a 12 MP scan is shown at up to this size; FracAtlas images are ~450 px
 SIDE_BY_SIDE = "Side by side"

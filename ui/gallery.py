@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.samples import Sample, SampleManifestError, load_samples, sample_bytes, sample_thumbnail
-from pages import state
-from pages.widgets import markdown_literal
+from ui import state
+from ui.widgets import markdown_literal
 
 GALLERY_LABEL = "Try a sample X-ray"
 THUMBNAIL_PX = 136  # six in a row fit the wide layout at 1440 px; two a row on a 390 px phone

@@ -12,7 +12,7 @@ from core.heldout import describe_costs, percent
 from core.radiograph_check import RadiographCheck
 from core.thresholds import PRESETS, OperatingThresholds
 from core.triage import BAND_COLOURS, BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands
-from pages import state
+from ui import state
 
 SLIDER_LABEL = "P(fractured) at or above this is called a fracture"
 SPLIT_NAMES = {"test": "held-out test split", "val": "val split (it chose the thresholds)"}
@@ -116,7 +116,7 @@ def held_out_costs_ui(threshold: float, split: str | None = None) -> None:
 
 def uploads_ui(page: str, label: str) -> list[state.Upload]:
     """The uploader of ``page`` and a button that clears its images; returns every image the
-    session holds on that page (kept across page switches, see :func:`pages.state.uploads`)."""
+    session holds on that page (kept across page switches, see :func:`ui.state.uploads`)."""
     # No extension filter: DICOM often comes without one, and the reader decides by content.
     st.file_uploader(label, accept_multiple_files=True, **state.uploader_kwargs(page))
     held = state.uploads(page)
