@@ -116,11 +116,11 @@ def trained_model(folder_dataset, tmp_path_factory) -> TrainedModel:
     run. No augmentation and a constant, high learning rate make one epoch separate the classes
     clearly, which keeps the probabilities apart (evaluate writes them with 6 decimals).
     """
-    from training import train
+    from training import train_v1
 
     output = tmp_path_factory.mktemp("model")
     started = time.perf_counter()
-    returncode = train.main([
+    returncode = train_v1.main([
         "--data-dir", str(folder_dataset), "--output-dir", str(output), "--epochs", "1",
         "--image-size", str(MODEL_PX), "--batch-size", "8",
         "--augment", "none", "--learning-rate", "0.01", "--schedule", "constant",

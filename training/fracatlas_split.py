@@ -5,7 +5,7 @@
 The official archive (Abedeen et al., Scientific Data 10, 521, 2023; figshare
 doi:10.6084/m9.figshare.22363012) holds ``images/Fractured``, ``images/Non_fractured`` and
 ``dataset.csv``. This writes ``labels.csv`` into that folder using ``docs/fracatlas-split.csv``
-(image ids and splits only), after which ``python -m training.train --data-dir /path/to/FracAtlas``
+(image ids and splits only), after which ``python -m training.train_v1 --data-dir /path/to/FracAtlas``
 trains on exactly our split. Images not in the split list (the ten duplicates and the one
 contradictory label we removed) are left out.
 """

@@ -2,7 +2,7 @@
 
     python -m training.study --data-dir ../shared/datasets/fracatlas [--only NAME ...]
 
-Each run writes to ``runs/NAME/``; the table (Markdown) goes to stdout and ``runs/study.md``.
+The candidates are Model v1's (:mod:`training.train_v1`). Each run writes to ``runs/NAME/``; the table (Markdown) goes to stdout and ``runs/study.md``.
 Choices are made on val only; the test split is never read here.
 """
 
@@ -20,10 +20,10 @@ import numpy as np
 from core.classifier import FractureClassifier
 from core.config import HISTORY_FILENAME, METADATA_FILENAME
 from training.config import DEFAULT_DATA_DIR, RUNS_DIR
-from training import train
+from training import train_v1
 
 
-# name -> (what it changes, train.py arguments). The first row is the original design.
+# name -> (what it changes, train_v1.py arguments). The first row is the original design.
 CANDIDATES = {
     "original-64": ("original: stretch, no contrast norm., light aug., constant LR",
                     "--architecture baseline --image-size 64 --aspect stretch --contrast none "
@@ -100,8 +100,8 @@ def main(argv=None) -> int:
         output_dir = RUNS_DIR / name
         print(f"== {name}", flush=True)
         # Candidate arguments come last so that a candidate may override --epochs.
-        train.main(["--data-dir", str(args.data_dir), "--epochs", str(args.epochs),
-                       "--output-dir", str(output_dir)] + CANDIDATES[name][1].split())
+        train_v1.main(["--data-dir", str(args.data_dir), "--epochs", str(args.epochs),
+                          "--output-dir", str(output_dir)] + CANDIDATES[name][1].split())
         metadata_path = output_dir / METADATA_FILENAME
         metadata = json.loads(metadata_path.read_text())
         metadata["inference_ms"] = round(inference_ms(output_dir), 2)

@@ -6,7 +6,7 @@
 
 1. Train and val go through the ONE preprocessing path (:func:`core.preprocessing.preprocess`) and
    the frozen ImageNet backbone (:mod:`training.pretrained`) once per *view*; the stride-16 maps are
-   cached (:func:`training.box_study.extract_features`). Train is seen as read, mirrored, through
+   cached (:func:`training.box_features.extract_features`). Train is seen as read, mirrored, through
    :func:`~training.radiograph_shift.photometric_shift` (other exposure, processing, inversion,
    burned-in marks, size, noise, JPEG; the radiologists' boxes still hold) and through
    :func:`~training.radiograph_shift.strong_shift` (crops and rotations too; boxes lost).
@@ -14,9 +14,10 @@
    number of epochs (nothing is chosen on val).
 3. The head goes into the full network (:func:`training.model.build_box_model`), which is
    checked against the head on val, calibrated (temperature) and given its thresholds on val.
-4. On val: AUROC with CI, AUROC under simulated shift (:data:`training.box_study.VAL_SHIFT`, a
+4. On val: AUROC with CI, AUROC under simulated shift (:data:`training.box_features.VAL_SHIFT`, a
    seeded :func:`strong_shift` of every val image, never trained on), and the pointing game of
-   Grad-CAM and of the model's own map through the app's explainer. The better pointer becomes
+   Grad-CAM and of the model's own map through the app's explainer
+   (:func:`training.localisation.heatmap_pointing`). The better pointer becomes
    ``metadata["default_heatmap"]``.
 5. Writes the model, ``metadata.json`` (with the backbone's source and sha256), ``history.csv`` and
    the radiograph check's reference, and appends a row to ``runs/box_study.jsonl``.
@@ -42,23 +43,21 @@ from core.classifier import compile_forward
 from core.config import CLASS_NAMES, MODEL_FILENAME, MODELS_DIR
 from core.heatmaps import HeatmapExplainer
 from core.metrics import apply_temperature
-from core.overlay import heatmap_to_image
 from core.preprocessing import PreprocessConfig
+from training.artefacts import (calibrate, git_commit, predict_fracture_probabilities, refit_radiograph_check,
+                                write_artefacts)
+from training.box_features import PLAIN, VAL_SHIFT, View, cell_masks, extract_features, shipped_preprocessing
 from training.box_head import HeadConfig, predict_head, train_head
-from training.box_study import (ASPECT, CONTRAST, PLAIN, RESULTS_FILE, VAL_SHIFT, View, cell_masks,
-                                extract_features)
-from training.config import DEFAULT_DATA_DIR
+from training.cli import run_training_cli
+from training.config import BOX_STUDY_RESULTS, DEFAULT_DATA_DIR
 from training.data import load_arrays, load_index, split_hash
-from training.localisation import load_boxes, pointing_figures, score_heatmap
+from training.localisation import HEATMAP_PREFERENCE, heatmap_pointing, load_boxes
 from training.metrics import auroc_with_ci, choose_thresholds
 from training.model import CAM_LAYER, FRACTURE_MAP_LAYER, build_box_model, copy_head_weights
 from training.pretrained import BACKBONES
-from training.train import (calibrate, git_commit, refit_radiograph_check, write_artefacts,
-                            predict_fracture_probabilities, run_training_cli)
 
 LAYER = "stride16"
 PHOTOMETRIC_SEED = 21  # train views; val's simulated shift is seeded 11, strong_shift train views 12, 13, ...
-HEATMAP_PREFERENCE = ("fracturemap", "gradcam")  # on a pointing tie, the map the verdict is pooled from
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -106,26 +105,6 @@ def _train_features(args, samples, boxes, config: PreprocessConfig):
     return np.concatenate(features), np.concatenate(labels), np.concatenate(masks)
 
 
-def heatmap_pointing(explainer: HeatmapExplainer, images: np.ndarray, source_shapes, image_boxes,
-                     config: PreprocessConfig, methods=HEATMAP_PREFERENCE) -> dict[str, dict]:
-    """Pointing game and mass in the boxes of each method, through the app's explainer.
-
-    Args:
-        images: uint8 (N, S, S, 1) model inputs of fractured images.
-        source_shapes: (H, W) of each image as read.
-        image_boxes: each image's boxes, normalised to the image as read.
-    """
-    results = {}
-    for method in methods:
-        scores = []
-        for start in range(0, len(images), 32):
-            maps = explainer.explain(images[start:start + 32], method)
-            for heatmap, shape, boxes in zip(maps, source_shapes[start:start + 32], image_boxes[start:start + 32]):
-                scores.append(score_heatmap(heatmap_to_image(heatmap, tuple(shape), config), boxes))
-        results[method] = pointing_figures(scores)
-    return results
-
-
 def best_pointer(pointing: dict[str, dict]) -> str:
     """The method whose peak lands in a box most often; ties go by :data:`HEATMAP_PREFERENCE`."""
     return max(HEATMAP_PREFERENCE, key=lambda method: (pointing[method]["peak_inside_box"],
@@ -137,7 +116,7 @@ def train(args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
     started = time.perf_counter()
-    config = PreprocessConfig(args.size, ASPECT, CONTRAST)
+    config = shipped_preprocessing(args.size)
     samples = load_index(args.data_dir)
     boxes = load_boxes(args.data_dir)
     train_samples = [s for s in samples if s.split == "train"]
@@ -231,8 +210,8 @@ def _append_study_row(args, metadata: dict, head, val, pointing: dict) -> None:
            "total_minutes": round(metadata["training"]["total_seconds"] / 60, 1),
            "timing_note": f"load average {os.getloadavg()[0]:.1f} at the end",
            "created": metadata["created"]}
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS_FILE, "a") as handle:
+    BOX_STUDY_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(BOX_STUDY_RESULTS, "a") as handle:
         handle.write(json.dumps(row) + "\n")
 
 

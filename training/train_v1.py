@@ -1,6 +1,8 @@
 """Training CLI: fit on train, select the epoch on val AUROC, calibrate and pick thresholds on val.
 
-    python -m training.train --data-dir ../shared/datasets/fracatlas --epochs 50 --batch-size 32
+Model v1, the residual CNN from scratch (Model v2, the shipped one, is :mod:`training.train_box`).
+
+    python -m training.train_v1 --data-dir ../shared/datasets/fracatlas --epochs 50 --batch-size 32
 
 Writes the model (no optimizer state), ``metadata.json``, ``history.csv`` and the radiograph
 check's feature-space reference, refitted for the new model, to ``--output-dir``.
@@ -10,9 +12,6 @@ The test split is never touched here: ``python -m training.evaluate`` reports on
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,31 +19,30 @@ from pathlib import Path
 
 import numpy as np
 
-from core.classifier import FractureClassifier, compile_forward
-from core.config import (
-    CLASS_NAMES, FRACTURED, HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME, MODELS_DIR, PROJECT_DIR,
-    REFERENCE_FILENAME,
-)
+from core.classifier import compile_forward
+from core.config import CLASS_NAMES, MODEL_FILENAME, MODELS_DIR
 from core.metrics import apply_temperature
 from core.preprocessing import ASPECT_MODES, CONTRAST_MODES, PreprocessConfig
+from training.artefacts import (calibrate, git_commit, predict_fracture_probabilities, refit_radiograph_check,
+                                write_artefacts)
 from training.augmentation import AUGMENT_STRENGTHS, build_augmenter
-from training.config import DEFAULT_DATA_DIR
+from training.cli import run_training_cli
+from training.config import DEFAULT_DATA_DIR, SHIPPED_ASPECT, SHIPPED_CONTRAST
 from training.data import load_arrays, load_index, split_hash
-from training.metrics import choose_thresholds, expected_calibration_error, fit_temperature
+from training.metrics import choose_thresholds
 from training.model import ARCHITECTURES, CAM_LAYER, build_model
-from training.radiograph_reference import fit_reference_on_images
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.train_v1", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--output-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=192)
     parser.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="residual")
-    parser.add_argument("--aspect", choices=ASPECT_MODES, default="pad")
-    parser.add_argument("--contrast", choices=CONTRAST_MODES, default="clahe")
+    parser.add_argument("--aspect", choices=ASPECT_MODES, default=SHIPPED_ASPECT)
+    parser.add_argument("--contrast", choices=CONTRAST_MODES, default=SHIPPED_CONTRAST)
     parser.add_argument("--augment", choices=AUGMENT_STRENGTHS, default="strong")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--schedule", choices=("constant", "cosine"), default="cosine")
@@ -85,17 +83,6 @@ def _training_dataset(images, labels, batch_size, augmenter, seed):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-PREDICT_BATCH = 128
-
-
-def predict_fracture_probabilities(forward, images: np.ndarray) -> np.ndarray:
-    """Uncalibrated P(fractured) for a stack of preprocessed uint8 images (N, S, S, 1), through a
-    :func:`core.classifier.compile_forward` pass."""
-    outputs = [forward(images[start : start + PREDICT_BATCH].astype(np.float32))[0].numpy()[:, FRACTURED]
-               for start in range(0, len(images), PREDICT_BATCH)]
-    return np.concatenate(outputs).astype(np.float64) if outputs else np.zeros(0)
-
-
 def _val_auroc_selector(model, val_images, val_labels, total_epochs, patience):
     """A Keras callback that scores val AUROC after each epoch and keeps the best weights."""
     import keras
@@ -128,24 +115,6 @@ def _val_auroc_selector(model, val_images, val_labels, total_epochs, patience):
                 model.stop_training = True
 
     return Selector()
-
-
-def git_commit() -> str | None:
-    """The project's checked-out commit, for the metadata; None outside a git checkout."""
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True,
-                                text=True, timeout=10)
-        return result.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def calibrate(val_labels, raw_probabilities):
-    """Fits a temperature on val and keeps it only where it lowers the ECE."""
-    temperature = fit_temperature(val_labels, raw_probabilities)
-    before = expected_calibration_error(val_labels, raw_probabilities)
-    after = expected_calibration_error(val_labels, apply_temperature(raw_probabilities, temperature))
-    return (temperature, before, after) if after < before else (1.0, before, before)
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -222,36 +191,6 @@ def train(args: argparse.Namespace) -> dict:
           + ", ".join(f"{name} {value:.3f}" for name, value in thresholds.items())
           + f"; {training_seconds / 60:.1f} min; wrote {args.output_dir}", flush=True)
     return metadata
-
-
-def write_artefacts(output_dir: Path, model, metadata: dict, history: list[dict]) -> None:
-    """The model file, ``metadata.json`` and ``history.csv`` (train and train_box write the same three)."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save(output_dir / MODEL_FILENAME)
-    (output_dir / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
-    with open(output_dir / HISTORY_FILENAME, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-
-
-def refit_radiograph_check(output_dir: Path, model, metadata: dict, train_images, val_images) -> None:
-    """Tier 2 of the radiograph check lives in this model's feature space, so a new model gets a new
-    reference. Tier 1's detector uses hand-made features, not the network's, so it is not refitted:
-    it serves any model (``python -m training.radiograph_detector`` writes it)."""
-    reference = fit_reference_on_images(FractureClassifier(model, metadata), train_images, val_images)
-    reference.save(Path(output_dir) / REFERENCE_FILENAME)
-
-
-def run_training_cli(train_function, args: argparse.Namespace) -> int:
-    """Runs ``train_function(args)``: a missing file or a bad value is an exit-2 message, not a traceback."""
-    try:
-        train_function(args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,7 @@
     python -m training.val_check [--model-dir models] [--data-dir ../shared/datasets/fracatlas]
 
 Through the app's own path (:class:`core.classifier.FractureClassifier`): val AUROC with its 95% CI,
-val AUROC under the simulated shift (:data:`training.box_study.VAL_SHIFT`: every val image through
+val AUROC under the simulated shift (:data:`training.box_features.VAL_SHIFT`: every val image through
 a seeded :func:`training.radiograph_shift.strong_shift`, the same images every run), and the
 pointing game on val fractures of each heatmap the model can draw of Grad-CAM and its own map.
 Prints one JSON object. Used to put the shipped model and a candidate side by side on val, never
@@ -22,12 +22,11 @@ import numpy as np
 from core.classifier import FractureClassifier
 from core.config import MODELS_DIR
 from core.imaging import read_image
-from training.box_study import VAL_SHIFT, load_view_input
+from training.box_features import VAL_SHIFT, load_view_input
 from training.config import DEFAULT_DATA_DIR
 from training.data import load_arrays, load_index
-from training.localisation import load_boxes
+from training.localisation import HEATMAP_PREFERENCE, heatmap_pointing, load_boxes
 from training.metrics import auroc_with_ci
-from training.train_box import HEATMAP_PREFERENCE, heatmap_pointing
 
 
 def val_check(classifier: FractureClassifier, data_dir: Path) -> dict:

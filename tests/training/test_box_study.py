@@ -82,7 +82,7 @@ def test_box_supervised_head_peaks_inside_the_box_on_unseen_images():
 
 
 def _one_fractured_image(peak_cell: tuple[int, int]):
-    from training.box_study import CachedFeatures
+    from training.box_features import CachedFeatures
 
     cell_probability = np.full((1, GRID, GRID), 0.01, np.float32)
     cell_probability[(0,) + peak_cell] = 0.9

@@ -1,15 +1,14 @@
-"""training.train_box and what it builds on: the views of train and their boxes, the photometric
-shift that keeps the boxes, the choice of the default heatmap, and the assembled network (which
-needs the MobileNetV2 source in ../shared, and skips, saying why, without it)."""
+"""training.train_box and what it builds on: the views of train, the photometric shift that keeps
+the boxes, the choice of the default heatmap, and the assembled network (which needs the
+MobileNetV2 source in ../shared, and skips, saying why, without it). The views themselves:
+test_box_features.py."""
 
 import numpy as np
 import pytest
 
-from training.box_study import PLAIN, VAL_SHIFT, View
+from training.box_features import VAL_SHIFT
 from training.radiograph_shift import photometric_shift
 from training.train_box import best_pointer, parse_args, train_views
-
-BOX = (0.1, 0.2, 0.3, 0.5)
 
 
 def test_the_default_views_are_plain_mirrored_three_photometric_and_two_strong_shifts():
@@ -18,23 +17,6 @@ def test_the_default_views_are_plain_mirrored_three_photometric_and_two_strong_s
     assert VAL_SHIFT.name == "shift11" and VAL_SHIFT not in train_views(parse_args([]))  # val's shift is held out
     assert [view.name for view in train_views(parse_args(["--no-mirror", "--photometric-views", "0",
                                                           "--shift-views", "0"]))] == ["plain"]
-
-
-def test_a_view_keeps_mirrors_or_drops_the_boxes_as_it_moves_the_anatomy():
-    assert PLAIN.boxes([BOX]) == [BOX]
-    assert View("photometric", 3).boxes([BOX]) == [BOX]
-    assert View(flip=True).boxes([BOX]) == [pytest.approx((0.7, 0.2, 0.9, 0.5))]
-    assert View("shift", 12).boxes([BOX]) == []
-    with pytest.raises(ValueError, match="unknown view kind"):
-        View("rotate")
-
-
-def test_a_mirrored_view_mirrors_the_image_and_a_seeded_view_repeats_itself():
-    image = np.random.default_rng(0).random((40, 60)).astype(np.float32)
-    np.testing.assert_array_equal(View(flip=True).apply(image, 0), image[:, ::-1])
-    first, again = View("photometric", 5).apply(image, 7), View("photometric", 5).apply(image, 7)
-    np.testing.assert_array_equal(first, again)
-    assert not np.array_equal(first, View("photometric", 5).apply(image, 8))  # one draw per image
 
 
 def test_the_photometric_shift_keeps_the_anatomy_where_a_box_says_it_is():

@@ -1,4 +1,4 @@
-"""Tests for training.train: a one-epoch run on tiny synthetic data sets and its artefacts."""
+"""Tests for training.train_v1 (Model v1): a one-epoch run on tiny synthetic data sets and its artefacts."""
 
 import csv
 import json
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training import train
+from training import train_v1
 from core.config import CLASS_NAMES, HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME, REFERENCE_FILENAME
 from training.data import load_arrays, load_index, split_hash
 from core.classifier import FractureClassifier
@@ -81,14 +81,14 @@ def test_history_has_one_row_per_epoch(trained_model, metadata):
 @pytest.mark.parametrize("flag", ["--epochs", "--batch-size"])
 def test_non_positive_epochs_or_batch_size_is_a_usage_error(tmp_path, capsys, flag):
     with pytest.raises(SystemExit) as exit_info:
-        train.main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"), flag, "0"])
+        train_v1.main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"), flag, "0"])
     assert exit_info.value.code == 2
     assert "--epochs and --batch-size must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 def test_missing_data_directory_is_reported(tmp_path, capsys):
-    code = train.main(["--data-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "out")])
+    code = train_v1.main(["--data-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "out")])
     assert code == 2
     assert "data directory not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -97,9 +97,9 @@ def test_missing_data_directory_is_reported(tmp_path, capsys):
 def test_csv_layout_with_max_per_class(tmp_path, synth):
     data_dir = synth.csv_dataset(tmp_path / "data", {"train": 6, "val": 5, "test": 2})
     out = tmp_path / "model"
-    code = train.main(["--data-dir", str(data_dir), "--output-dir", str(out), "--epochs", "1",
-                       "--image-size", "16", "--batch-size", "8", "--max-per-class", "4",
-                       "--augment", "strong", "--contrast", "none", "--aspect", "stretch"])
+    code = train_v1.main(["--data-dir", str(data_dir), "--output-dir", str(out), "--epochs", "1",
+                          "--image-size", "16", "--batch-size", "8", "--max-per-class", "4",
+                          "--augment", "strong", "--contrast", "none", "--aspect", "stretch"])
     assert code == 0
     metadata = json.loads((out / METADATA_FILENAME).read_text())
     assert metadata["data"]["n_train"] == 8 and metadata["data"]["n_val"] == 8
