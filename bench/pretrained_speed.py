@@ -1,7 +1,7 @@
 """Forward time of each backbone's feature extractor, and its feature maps' shapes, per input size.
 
-    python -m training.pretrained.measure [--sizes 224 320 384] [--batches 1 16] [--repeats 15]
-                                          [--backbones mobilenet_v2 efficientnet_lite0] [--json out.json]
+    python -m bench.pretrained_speed [--sizes 224 320 384] [--batches 1 16] [--repeats 15]
+                                     [--backbones mobilenet_v2 efficientnet_lite0] [--json out.json]
 
 The figures decide the resolution study: how large an input, and how fine a map, the CPU budget
 allows. Each call is one compiled forward pass (``include_top=False``) on random 0..255 images,
@@ -119,7 +119,7 @@ def _timing(name: str, size: int, batch: int, samples: list[float]) -> ForwardTi
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.pretrained.measure", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.pretrained_speed", description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", choices=sorted(BACKBONES), default=list(BACKBONES))
     parser.add_argument("--sizes", nargs="+", type=int, default=[224, 320, 384])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])

@@ -1,6 +1,13 @@
-"""The floors of the project, checked on the source with ``ast``: ``core`` serves and imports
-neither ``training``, ``pages`` nor streamlit; ``pages`` never imports ``training``; and no two
-project modules import each other, directly or round a longer loop.
+"""The floors of the project, checked on the source with ``ast``.
+
+``core`` is the bottom floor: it is what is served. ``training`` (builds and judges ``models/``),
+``serving`` (Ray) and the app (``pages``, its helpers' package ``ui`` where there is one, and
+``streamlit_app``) stand on core; ``bench`` and ``tests`` stand above them all. No import runs up a
+floor (:data:`FLOORS`), and the packages that share a floor keep apart where :data:`FORBIDDEN` says
+so: ``core`` imports neither training, the app, serving, bench, streamlit nor Ray; ``training``
+imports neither bench, the app, serving, streamlit nor Ray; the app never imports training or
+serving; serving never imports the app or training. No two project modules import each other,
+directly or round a longer loop.
 
 Every import counts, including those inside functions (a lazy import is still a dependency).
 """
@@ -14,9 +21,18 @@ import pytest
 
 from core.config import PROJECT_DIR
 
-PACKAGES = ("core", "training", "pages", "bench", "serving")
-FORBIDDEN = {"core": ("training", "pages", "bench", "serving", "streamlit", "ray"),
-             "pages": ("training", "ray"), "serving": ("pages", "training", "streamlit")}
+# Top-level package (or module) -> its floor, bottom up. ``ui`` may be absent.
+FLOORS = {"core": 0,
+          "training": 1, "serving": 1, "pages": 1, "ui": 1, "streamlit_app": 1,
+          "bench": 2, "tests": 2}
+PACKAGES = tuple(name for name in FLOORS if name != "streamlit_app")
+APP = ("pages", "ui", "streamlit_app")
+ABOVE = ("bench", "tests")
+FORBIDDEN = {"core": ("training", *APP, "serving", *ABOVE, "streamlit", "ray"),
+             "training": (*APP, "serving", *ABOVE, "streamlit", "ray"),
+             **{package: ("training", "serving", *ABOVE, "ray") for package in APP},
+             "serving": (*APP, "training", *ABOVE, "streamlit")}
+NOT_CODE = ("assets", "docs", "models", "runs", "exported")  # folders at the root that hold no modules
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -25,7 +41,8 @@ def module_name(path: Path, root: Path) -> str:
 
 
 def project_modules(root: Path) -> dict[str, Path]:
-    modules = {module_name(path, root): path for package in PACKAGES for path in (root / package).rglob("*.py")}
+    modules = {module_name(path, root): path for package in PACKAGES if (root / package).is_dir()
+               for path in (root / package).rglob("*.py")}
     if (root / "streamlit_app.py").is_file():
         modules["streamlit_app"] = root / "streamlit_app.py"
     return modules
@@ -97,6 +114,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def floor_violations(root: Path) -> list[str]:
+    """Each import of a name that :data:`FORBIDDEN` bars from the importer's package."""
     violations = []
     for package, banned in FORBIDDEN.items():
         for module, names in external_imports(root, package).items():
@@ -104,8 +122,35 @@ def floor_violations(root: Path) -> list[str]:
     return violations
 
 
-def test_core_and_pages_keep_to_their_floors():
+def floor(module: str) -> int:
+    return FLOORS[module.split(".")[0]]
+
+
+def imports_up_a_floor(root: Path) -> list[str]:
+    """Each import edge between project modules that goes to a higher floor than its importer's."""
+    return [f"{module} (floor {floor(module)}) imports {target} (floor {floor(target)})"
+            for module, targets in sorted(import_graph(root).items()) for target in sorted(targets)
+            if floor(target) > floor(module)]
+
+
+def packages_without_a_floor(root: Path) -> list[str]:
+    """Folders at the root with Python modules in them, and modules there, that :data:`FLOORS` leaves out."""
+    found = [path.name for path in root.iterdir() if path.is_dir() and not path.name.startswith((".", "_"))
+             and path.name not in NOT_CODE and any(path.glob("*.py"))]
+    found += [path.stem for path in root.glob("*.py")]
+    return sorted(name for name in found if name not in FLOORS)
+
+
+def test_no_package_imports_what_its_floor_forbids():
     assert floor_violations(PROJECT_DIR) == []
+
+
+def test_no_import_runs_up_a_floor():
+    assert imports_up_a_floor(PROJECT_DIR) == []
+
+
+def test_every_package_at_the_root_has_a_floor():
+    assert packages_without_a_floor(PROJECT_DIR) == []
 
 
 def test_no_import_cycles_between_project_modules():
@@ -117,7 +162,9 @@ def test_the_graph_sees_the_real_imports():
     assert "core.artifacts" in graph["core.classifier"]  # from core import artifacts
     assert "core.classifier" in graph["training.evaluate"]
     assert "training.data" in graph["training.radiograph_reference"]
+    assert "training.box_features" in graph["training.train_box"]
     assert any(module.startswith("pages.") for module in graph)
+    assert any(module.startswith("tests.") for module in graph)
 
 
 # --- the checks themselves fail where they should ------------------------------------------------
@@ -128,8 +175,9 @@ def _write_tree(root: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     for package in PACKAGES:
-        (root / package).mkdir(exist_ok=True)
-        (root / package / "__init__.py").touch()
+        if package != "ui":  # optional: present only where a test writes it
+            (root / package).mkdir(exist_ok=True)
+            (root / package / "__init__.py").touch()
     return root
 
 
@@ -138,9 +186,44 @@ def _write_tree(root: Path, files: dict[str, str]) -> Path:
     ({"core/a.py": "import streamlit as st\n"}, "core.a imports streamlit"),
     ({"core/a.py": "from pages import shared\n", "pages/shared.py": ""}, "core.a imports pages"),
     ({"pages/p.py": "from training.data import load_index\n", "training/data.py": ""}, "pages.p imports training"),
+    ({"training/t.py": "from bench.timing import summary\n", "bench/timing.py": ""}, "training.t imports bench"),
+    ({"training/t.py": "def f():\n    import serving.archive\n"}, "training.t imports serving"),
+    ({"training/t.py": "import streamlit\n"}, "training.t imports streamlit"),
+    ({"training/t.py": "from ray import data\n"}, "training.t imports ray"),
+    ({"training/t.py": "from pages import state\n"}, "training.t imports pages"),
+    ({"training/t.py": "from ui import widgets\n", "ui/widgets.py": ""}, "training.t imports ui"),
+    ({"ui/w.py": "from training import data\n"}, "ui.w imports training"),
+    ({"serving/s.py": "from ui.state import x\n", "ui/state.py": ""}, "serving.s imports ui"),
 ])
 def test_a_floor_violation_is_reported(tmp_path, files, expected):
     assert expected in floor_violations(_write_tree(tmp_path, files))
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"core/a.py": "from training import b\n", "training/b.py": ""}, "core.a (floor 0) imports training.b (floor 1)"),
+    ({"training/t.py": "def f():\n    from bench.timing import summary\n", "bench/timing.py": ""},
+     "training.t (floor 1) imports bench.timing (floor 2)"),
+    ({"core/a.py": "from tests.fixture import x\n", "tests/fixture.py": ""}, "core.a (floor 0) imports tests.fixture (floor 2)"),
+])
+def test_an_import_up_a_floor_is_reported(tmp_path, files, expected):
+    assert expected in imports_up_a_floor(_write_tree(tmp_path, files))
+
+
+def test_imports_down_or_across_a_floor_pass_with_or_without_ui(tmp_path):
+    tree = {"training/t.py": "from core import a\n", "core/a.py": "", "bench/b.py": "from training import t\n",
+            "tests/test_b.py": "from bench import b\nfrom pages import p\n", "pages/p.py": "from core import a\n"}
+    without_ui = _write_tree(tmp_path / "without", tree)
+    assert not (without_ui / "ui").exists()
+    assert imports_up_a_floor(without_ui) == [] and floor_violations(without_ui) == []
+    with_ui = _write_tree(tmp_path / "with", {**tree, "ui/__init__.py": "", "ui/state.py": "from core import a\n",
+                                             "pages/p.py": "from ui import state\n"})
+    assert "ui.state" in import_graph(with_ui)["pages.p"]
+    assert imports_up_a_floor(with_ui) == [] and floor_violations(with_ui) == []
+
+
+def test_a_package_without_a_floor_is_reported(tmp_path):
+    root = _write_tree(tmp_path, {"scripts/tool.py": "", "docs/conf.py": "", "loose.py": ""})
+    assert packages_without_a_floor(root) == ["loose", "scripts"]
 
 
 def test_a_cycle_is_reported_even_through_a_lazy_or_relative_import(tmp_path):

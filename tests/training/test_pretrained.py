@@ -131,7 +131,7 @@ def test_mobilenet_v2_top1_names_what_each_photo_shows(photo_batch, mobilenet_lo
 
 
 def test_the_multiply_add_count_matches_mobilenet_v2s_published_300_million(mobilenet_224):
-    from training.pretrained.measure import multiply_adds
+    from bench.pretrained_speed import multiply_adds
 
     # Sandler et al. (2018), table 8: MobileNetV2 1.0 at 224 px, 300 M multiply-adds.
     assert multiply_adds(mobilenet_224) == pytest.approx(300e6, rel=0.01)

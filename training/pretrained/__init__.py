@@ -11,7 +11,7 @@ carries the converted weights in its own file and never needs the sources.
     >>> features = backbone.build((320, 320, 1), include_top=False)     # grey radiographs
     >>> features.get_layer(backbone.layers.stride_16).output.shape     # (None, 20, 20, 576)
 
-Both take images in 0..255 and scale them inside the graph. ``python -m training.pretrained.measure``
+Both take images in 0..255 and scale them inside the graph. ``python -m bench.pretrained_speed``
 times their feature extractors and lists their feature maps' shapes.
 """
 
