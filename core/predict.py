@@ -30,30 +30,29 @@ is drawn on stderr when stderr is a terminal, never otherwise.
 Without ``--json``, file names and error messages are printed with control characters escaped,
 as ``ls -b`` does (a newline shows as ``\\n``, ESC as ``\\x1b``): a file name stays on its own line
 and can neither forge a verdict line nor send escape sequences to the terminal.
+
+This module is the command line only (its arguments, the progress line, the output): the listing
+of folders, the overlays' names and their writing are :mod:`core.batch_files`, shared with the Ray
+archive job so that both name and order files alike, and the escaping is :mod:`core.terminal_text`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-import unicodedata
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 
-from core.classifier import FractureClassifier, ImageResult
+from core.batch_files import OutputFolderError, OverlayWriter, expand_inputs, make_output_folder
+from core.classifier import FractureClassifier
 from core.config import MODELS_DIR
-from core.scoring import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, ScoredFile, overlay_png, score_files
+from core.scoring import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, ScoredFile, score_files
+from core.terminal_text import terminal_safe
 from core.thresholds import DEFAULT_PRESET, PRESET_NAMES
 
 DEFAULT_THRESHOLD = DEFAULT_PRESET
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm", ".dicom"})
-SKIPPED_NAMES = frozenset({"DICOMDIR"})
 
 
 def _parse_args(argv):
@@ -92,7 +91,10 @@ def main(argv=None) -> int:
     except ValueError as error:
         parser.error(terminal_safe(str(error)))
     if args.heatmap_dir is not None:
-        make_output_folder(parser, "--heatmap-dir", args.heatmap_dir)
+        try:
+            make_output_folder(args.heatmap_dir)
+        except OutputFolderError as error:
+            parser.error(f"--heatmap-dir {terminal_safe(str(error.folder))}: {error.reason}")
 
     inputs = expand_inputs(args.images)
     # Verdict, heatmap peak and overlay all come from one pass with the model's default heatmap.
@@ -100,7 +102,7 @@ def main(argv=None) -> int:
     failures = 0
     with (closing(score_files(classifier, readable, batch_size=args.batch_size, workers=args.workers)) as scored,
           _Progress(len(inputs), sys.stderr) as progress,
-          _OverlayWriter(args.heatmap_dir, classifier, args.workers) as overlays):
+          OverlayWriter(args.heatmap_dir, classifier, args.workers) as overlays):
         for item in inputs:
             file = next(scored) if item.error is None else ScoredFile(item.path, error=item.error)
             failures += file.result is None
@@ -121,169 +123,6 @@ def _report(file: ScoredFile, threshold: float, progress: "_Progress", *, as_jso
         warning = f" [{notice}]" if notice else ""
         progress.write_line(f"{terminal_safe(file.path)}: P(fractured) = {result.probability_fractured:.3f} -> "
                             f"{result.decision(threshold)} (threshold {threshold:.3f}){warning}", sys.stdout)
-
-
-@dataclass(frozen=True)
-class Input:
-    """One file to score, or an argument that gave none, with why."""
-
-    path: str
-    error: str | None = None
-
-
-def expand_inputs(arguments: list[str]) -> list[Input]:
-    """The command line's paths: a file as named, a folder as the image files under it (see the
-    module's docstring for which count), in the order given."""
-    inputs = []
-    for argument in arguments:
-        if not os.path.isdir(argument):
-            inputs.append(Input(argument))
-            continue
-        found = _files_under(argument)
-        inputs += found or [Input(argument, "no image files in this folder or below it (looked for "
-                                            f"{', '.join(sorted(IMAGE_SUFFIXES))} and files without a suffix)")]
-    return inputs
-
-
-def _files_under(folder: str) -> list[Input]:
-    """The image files under ``folder``, and the folders below it that could not be listed, sorted."""
-    found, visited = [], set()
-
-    def unlisted(error: OSError) -> None:
-        found.append(Input(os.fsdecode(error.filename or folder),
-                           f"cannot list this folder: {error.strerror or error}"))
-
-    for parent, folders, files in os.walk(folder, onerror=unlisted, followlinks=True):
-        try:
-            status = os.stat(parent)
-        except OSError as error:  # removed or cut off while being walked
-            unlisted(error)
-            folders[:] = []
-            continue
-        if (status.st_dev, status.st_ino) in visited:  # a symbolic link back up the tree: a loop
-            folders[:] = []
-            continue
-        visited.add((status.st_dev, status.st_ino))
-        folders[:] = sorted(name for name in folders if not name.startswith("."))  # the first way in names it
-        found += [Input(os.path.join(parent, name)) for name in files
-                  if _counts_as_image(name) and os.path.isfile(os.path.join(parent, name))]
-    return sorted(found, key=lambda item: item.path.split(os.sep))
-
-
-def _counts_as_image(name: str) -> bool:
-    suffix = os.path.splitext(name)[1]
-    return (not name.startswith(".") and name not in SKIPPED_NAMES
-            and (suffix.lower() in IMAGE_SUFFIXES or suffix == "" or suffix[1:].isdigit()))
-
-
-# Characters a terminal acts on instead of showing: C0 and C1 controls and DEL (category Cc:
-# newline, CR, ESC of ANSI/OSC sequences, BEL), line and paragraph separators, lone surrogates
-# (Cs: unprintable), and the bidirectional overrides that reorder how the rest of a line reads
-# ("Trojan Source").
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` for a terminal, every character it would act on written as an escape.
-
-    As ``ls -b`` does: ``\\n``, ``\\r``, ``\\t``, ``\\xNN`` for other controls and for the bytes of a
-    file name that is not valid UTF-8 (Python holds them as lone surrogates, which printing
-    would refuse), ``\\uNNNN`` for separators and bidi controls. Backslashes are left alone,
-    unlike ``ls -b``: a Windows path prints as typed, and a name that spells ``\\n`` still
-    cannot break the line.
-    """
-    return "".join(_escaped(character) for character in text)
-
-
-def _escaped(character: str) -> str:
-    if character in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[character]
-    code = ord(character)
-    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for an undecodable byte
-        return f"\\x{code - 0xDC00:02x}"
-    if unicodedata.category(character) in _UNSAFE_CATEGORIES or character in _BIDI_CONTROLS:
-        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-    return character
-
-
-def make_output_folder(parser: argparse.ArgumentParser, option: str, folder: Path) -> None:
-    """Creates the folder given to ``option`` (``--heatmap-dir``, and the archive's output folders);
-    a path that cannot be a folder is bad usage (exit 2), not a traceback."""
-    if folder.exists() and not folder.is_dir():
-        parser.error(f"{option} {terminal_safe(str(folder))}: exists and is not a directory")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:  # a parent that is a file, no permission, a read-only disk
-        parser.error(f"{option} {terminal_safe(str(folder))}: {error.strerror or error}")
-
-
-_NAME_MAX_BYTES = 255  # the longest file name ext4, APFS and NTFS take
-
-
-def unique_overlay_name(path: str, taken: set[str], method: str) -> str:
-    """``<stem>_<method>.png`` (``x_fracturemap.png``), numbered when two inputs share a file name
-    (``x_2_fracturemap.png``), and short enough to write: an input named at the length limit would
-    otherwise fail with "File name too long"."""
-    stem, number = Path(path).stem, 1
-    name = _fitted(stem, f"_{method}.png")
-    while name in taken:
-        number += 1
-        name = _fitted(stem, f"_{number}_{method}.png")
-    taken.add(name)
-    return name
-
-
-def _fitted(stem: str, suffix: str) -> str:
-    """``stem + suffix``, the stem cut on a character boundary to keep the name within the limit."""
-    budget = _NAME_MAX_BYTES - len(os.fsencode(suffix))
-    while len(os.fsencode(stem)) > budget:
-        stem = stem[:-1]
-    return stem + suffix
-
-
-def write_overlay(path: Path, result: ImageResult, classifier: FractureClassifier) -> None:
-    path.write_bytes(overlay_png(result, classifier.preprocess_config))
-
-
-class _OverlayWriter:
-    """Writes each result's overlay into ``folder`` (None: writes nothing) under :func:`unique_overlay_name`,
-    named in input order, blended and encoded on ``workers`` threads (0: at once, on this thread).
-
-    At most ``2 * workers`` overlays are pending, each holding its image at full size: adding one
-    more waits for the oldest, whose error (a full disk) is raised then.
-    """
-
-    def __init__(self, folder: Path | None, classifier: FractureClassifier, workers: int):
-        self.folder, self.classifier, self.limit = folder, classifier, 2 * workers
-        self.pool = (ThreadPoolExecutor(workers, thread_name_prefix="overlays")
-                     if folder is not None and workers else None)
-        self.pending: deque = deque()
-        self.taken: set[str] = set()
-
-    def add(self, file: ScoredFile) -> None:
-        if self.folder is None:
-            return
-        path = self.folder / unique_overlay_name(file.path, self.taken, file.result.heatmap_method)
-        if self.pool is None:
-            write_overlay(path, file.result, self.classifier)
-            return
-        self.pending.append(self.pool.submit(write_overlay, path, file.result, self.classifier))
-        while len(self.pending) > self.limit:
-            self.pending.popleft().result()
-
-    def __enter__(self) -> "_OverlayWriter":
-        return self
-
-    def __exit__(self, error_type, *_) -> None:
-        if self.pool is None:
-            return
-        try:
-            while self.pending and error_type is None:  # after an error (Ctrl-C), only what is running finishes
-                self.pending.popleft().result()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Progress:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from core.batch_files import write_overlay
 from core.classifier import FractureClassifier
-from core.predict import write_overlay
 from core.scoring import ScoredFile, score_files
 
 logger = logging.getLogger(__name__)

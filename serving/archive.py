@@ -5,7 +5,7 @@
                               [--workers N] [--batch-size B] [--address ADDR] [--model-dir DIR]
 
 PATH is an image file or a folder, listed as ``python -m core.predict`` lists its arguments
-(:func:`core.predict.expand_inputs`: a folder stands for the image files under it, recursively; a
+(:func:`core.batch_files.expand_inputs`: a folder stands for the image files under it, recursively; a
 file named is scored whatever its name). ``--list FILE`` names one PATH per line. Relative paths
 are taken from the current folder and reported as given.
 
@@ -48,8 +48,9 @@ import pyarrow as pa
 
 from core.artifacts import load_thresholds
 from core.config import MODELS_DIR
-from core.predict import Input, expand_inputs, make_output_folder, terminal_safe, unique_overlay_name
+from core.batch_files import Input, OutputFolderError, expand_inputs, make_output_folder, unique_overlay_name
 from core.reports import spreadsheet_safe
+from core.terminal_text import terminal_safe
 from core.thresholds import DEFAULT_PRESET, PRESET_NAMES
 from serving._archive_worker import SCORED_SCHEMA, ArchiveWorker, overlay_staging_name
 from serving._ray import ray_connection
@@ -78,7 +79,7 @@ class ArchiveSummary:
 
 def list_inputs(paths: Sequence[str], list_files: Sequence[str | os.PathLike] = ()) -> list[Input]:
     """The files to score, as the CLI lists ``paths`` followed by the lines of each list file
-    (:func:`core.predict.expand_inputs`); a file is neither opened nor checked here.
+    (:func:`core.batch_files.expand_inputs`); a file is neither opened nor checked here.
 
     Raises:
         OSError: if a list file cannot be read.
@@ -245,8 +246,12 @@ def _check_usage(parser: argparse.ArgumentParser, args) -> None:
 def _make_folders(parser: argparse.ArgumentParser, args) -> None:
     """Creates the output's folder and ``--overlay-dir``; one that cannot be made is bad usage."""
     for option, folder in (("--output", args.output.parent), ("--overlay-dir", args.overlay_dir)):
-        if folder is not None:
-            make_output_folder(parser, option, folder)
+        if folder is None:
+            continue
+        try:
+            make_output_folder(folder)
+        except OutputFolderError as error:
+            parser.error(f"{option} {terminal_safe(str(error.folder))}: {error.reason}")
 
 
 def main(argv=None) -> int:

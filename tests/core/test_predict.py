@@ -246,7 +246,7 @@ def test_a_file_name_that_is_not_utf8_is_shown_as_its_bytes(capsys, tmp_path, tr
 
 
 def test_terminal_safe_leaves_ordinary_names_alone():
-    from core.predict import terminal_safe
+    from core.terminal_text import terminal_safe
 
     for name in ("a.png", "C:\\scans\\x.png", "röntgen 1 (copy).dcm", "x*ray*_[1]_$2$.jpg", "日本語.png"):
         assert terminal_safe(name) == name
@@ -351,7 +351,7 @@ def test_on_fracatlas_one_at_a_time_and_the_default_batch_give_the_same_stdout_a
 
 
 def test_a_folder_gives_its_image_files_recursively_sorted(capsys, tmp_path, trained_model, inputs):
-    from core.predict import expand_inputs
+    from core.batch_files import expand_inputs
 
     square = Path(inputs[0]).read_bytes()  # the reader goes by the bytes, never by the name
     root = tmp_path / "scans"
@@ -382,7 +382,7 @@ def test_a_folder_without_images_is_an_error_line_and_the_run_goes_on(capsys, tm
 
 
 def test_symbolic_link_loops_in_a_folder_are_listed_once(tmp_path, inputs):
-    from core.predict import expand_inputs
+    from core.batch_files import expand_inputs
 
     root = tmp_path / "tree"
     (root / "sub").mkdir(parents=True)

@@ -206,6 +206,17 @@ def test_bad_usage_exits_2_with_a_precise_message(capsys, arguments, message):
 
 
 @needs_shipped_model
+def test_an_overlay_dir_that_is_a_file_is_bad_usage_naming_the_option(capsys, tmp_path):
+    existing = tmp_path / "report.txt"
+    existing.write_text("keep me")
+    with pytest.raises(SystemExit) as exit_:
+        main([str(existing), "--output", str(tmp_path / "rows.csv"), "--overlay-dir", str(existing)])
+    assert exit_.value.code == 2
+    assert f"--overlay-dir {existing}: exists and is not a directory" in capsys.readouterr().err
+    assert existing.read_text() == "keep me" and not (tmp_path / "rows.csv").exists()
+
+
+@needs_shipped_model
 def test_a_file_that_breaks_scoring_gets_an_error_row_and_the_rest_of_its_batch_is_scored(monkeypatch, tmp_path, synth):
     paths = [synth.write_png(tmp_path / f"{name}.png", synth.xray(fractured, seed))
              for name, fractured, seed in (("first", True, 1), ("breaks", False, 2), ("last", False, 3))]
