@@ -5,6 +5,7 @@ Everything is generated under pytest's temporary directories; the project's ``.c
 """
 
 import csv
+import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +145,82 @@ def sample_paths(folder_dataset) -> list[Path]:
     """A few images of both classes from the tiny data set's test split."""
     return (sorted((folder_dataset / "test" / "fractured").glob("*.png"))[:3]
             + sorted((folder_dataset / "test" / "not_fractured").glob("*.png"))[:3])
+
+
+# --- test lanes -------------------------------------------------------------------------------------
+# Every test is marked by rule here, so that a new test gets its lane without anyone remembering
+# to mark it (the markers are registered in pytest.ini, with --strict-markers). The fast lane is
+#     pytest -m "not slow and not data and not browser and not load"
+# and CI runs everything (plain `pytest`). See README, "Test lanes".
+
+TESTS_DIR = Path(__file__).resolve().parent
+LANE_BY_FOLDER = {"e2e": "browser", "load": "load"}  # tests/<folder>/** -> marker
+# Fixtures that make every test using them slow, by name (whoever defines them).
+SLOW_FIXTURES = {
+    "local_ray",  # tests/serving: starts a local Ray; its users run Ray Data jobs or a Serve app
+    "bench_quick_run",  # tests/bench: `python -m bench --quick`, minutes
+}
+# The location of the real FracAtlas data set (training.config): a test, fixture or helper of
+# tests/ that names it reads the real images, and skips where they are absent.
+DATA_NAMES = frozenset({"DEFAULT_DATA_DIR"})
+
+
+def _code_objects(code):
+    yield code
+    for constant in code.co_consts:
+        if inspect.iscode(constant):
+            yield from _code_objects(constant)
+
+
+def _names_fracatlas(function, seen: set) -> bool:
+    """Whether ``function``, or a helper of tests/ it calls by a global name, names the data set."""
+    function = inspect.unwrap(function)
+    code = getattr(function, "__code__", None)
+    if code is None or code in seen:
+        return False
+    seen.add(code)
+    names = {name for inner in _code_objects(code) for name in inner.co_names}
+    if names & DATA_NAMES:
+        return True
+    module_globals = getattr(function, "__globals__", {})
+    return any(_names_fracatlas(helper, seen) for helper in map(module_globals.get, sorted(names))
+               if inspect.isfunction(helper) and helper.__module__.startswith("tests."))
+
+
+def _fixture_functions(item):
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in (info.name2fixturedefs.values() if info is not None else ()):
+        if definitions:
+            yield definitions[-1].func
+
+
+def _skip_reasons(item) -> str:
+    return " ".join(str(mark.kwargs.get("reason", "")) for mark in item.iter_markers("skipif"))
+
+
+def lanes_of(item) -> set[str]:
+    """The lane markers that the rules give ``item``."""
+    lanes = set()
+    try:
+        folder = item.path.resolve().relative_to(TESTS_DIR).parts[0]
+    except ValueError:
+        folder = None
+    if folder in LANE_BY_FOLDER:
+        lanes.add(LANE_BY_FOLDER[folder])
+    reasons = _skip_reasons(item)
+    if "Chromium" in reasons:  # launches Chromium: skipped without it (app_harness.CHROMIUM)
+        lanes.add("browser")
+    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        lanes.add("slow")
+    seen: set = set()
+    if "FracAtlas" in reasons or any(_names_fracatlas(function, seen) for function in
+                                     (getattr(item, "function", None), *_fixture_functions(item))
+                                     if function is not None):
+        lanes.add("data")
+    return lanes
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for lane in sorted(lanes_of(item) - {mark.name for mark in item.iter_markers()}):
+            item.add_marker(lane)

@@ -19,16 +19,21 @@ FIGURES_WITH_BASELINES = {
     "first_gradcam", "batch", "cold_verdict", "cold_heatmap", "cold_rss",
 }
 FIGURES_ALONE = {"decode", "preprocess", "bench_rss"}
+# A guard against a hung run, not a speed check: minutes on a quiet 2-core machine, several times that
+# on a shared, busy machine.
+QUICK_RUN_TIMEOUT_S = 3600
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def bench_quick_run(tmp_path_factory):
+    """`python -m bench --quick` once (minutes): its tests are in the slow lane (tests/conftest.py
+    marks every user of this fixture by its name)."""
     folder = tmp_path_factory.mktemp("bench")
     out = folder / "results.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--no-browser", "--no-training",
          "--data-dir", str(folder / "no-fracatlas-here"), "--out", str(out)],
-        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=900)
+        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=QUICK_RUN_TIMEOUT_S)
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(out.read_text()), run.stdout
 
@@ -37,8 +42,8 @@ def _positive(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
-def test_every_figure_is_written_with_its_baselines_and_ratios(results):
-    data, _ = results
+def test_every_figure_is_written_with_its_baselines_and_ratios(bench_quick_run):
+    data, _ = bench_quick_run
     figures = {item["key"]: item for item in data["figures"]}
     assert set(figures) == FIGURES_WITH_BASELINES | FIGURES_ALONE
     for key, item in figures.items():
@@ -50,8 +55,8 @@ def test_every_figure_is_written_with_its_baselines_and_ratios(results):
             assert baseline["ratio"] == pytest.approx(baseline["p50"] / item["ours"]["p50"])
 
 
-def test_the_run_says_what_it_ran_on_and_what_it_skipped(results):
-    data, stdout = results
+def test_the_run_says_what_it_ran_on_and_what_it_skipped(bench_quick_run):
+    data, stdout = bench_quick_run
     assert data["mode"] == "quick" and "GENERATED" in data["images"] and "GENERATED" in stdout
     assert set(data["skipped"]) == {"browser", "training"}
     assert data["machine"]["cores"] >= 1 and data["machine"]["versions"]["tensorflow"]
@@ -60,8 +65,8 @@ def test_the_run_says_what_it_ran_on_and_what_it_skipped(results):
     assert -1.0 <= agreement["min"] <= agreement["median"] <= 1.0
 
 
-def test_targets_are_listed_and_not_judged_on_a_quick_run(results):
-    data, stdout = results
+def test_targets_are_listed_and_not_judged_on_a_quick_run(bench_quick_run):
+    data, stdout = bench_quick_run
     assert len(data["targets"]) == 4
     for item in data["targets"]:
         assert item["value"] is None and item["passed"] is None and item["not_measured"], item["name"]

@@ -37,8 +37,9 @@ THREADS = 8
 ROUNDS = 3
 DETERMINISTIC_METHODS = ("gradcam", "gradcam++", "layercam", "scorecam")
 
-pytestmark = pytest.mark.skipif(not (MODELS_DIR / "metadata.json").is_file(),
-                                reason=f"no shipped model in {MODELS_DIR}")
+# Slow: every round runs the shipped model and four heatmap methods on 8 images in 8 threads.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (MODELS_DIR / "metadata.json").is_file(),
+                                                   reason=f"no shipped model in {MODELS_DIR}")]
 
 
 def _fracatlas_test_images(count: int) -> list[bytes]:
