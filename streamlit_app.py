@@ -2,17 +2,22 @@
 
     streamlit run streamlit_app.py
 
-Pages live in ``pages/`` and only lay out what ``core`` computes; what they share (the threshold,
-the cached model and results) is ``ui/state.py``, the sidebar they all draw ``ui/widgets.py``.
+Each page is a module of ``pages/`` whose ``main()`` only lays out what ``core`` computes; what
+the pages share (the threshold, the cached model and results, the sidebar) is ``ui/``. The pages
+are functions handed to ``st.Page``, so Streamlit runs this file, then the page the URL names.
 """
 
 import streamlit as st
 
+from pages import about, batch, classify, performance
+
 st.set_page_config(page_title="Bone Fracture Detection", page_icon="🦴", layout="wide")
+# Each url_path is its module's file name: Streamlit's legacy pages/ mode, on for a fresh server's
+# first run, finds a deep link's page by that name (ui/entrypoint.py).
 navigation = st.navigation([
-    st.Page("pages/classify.py", title="Classify", icon=":material/radiology:", default=True),
-    st.Page("pages/batch.py", title="Batch", icon=":material/table_view:"),
-    st.Page("pages/performance.py", title="Model performance", icon=":material/monitoring:"),
-    st.Page("pages/about.py", title="About", icon=":material/info:"),
+    st.Page(classify.main, title="Classify", icon=":material/radiology:", url_path="classify", default=True),
+    st.Page(batch.main, title="Batch", icon=":material/table_view:", url_path="batch"),
+    st.Page(performance.main, title="Model performance", icon=":material/monitoring:", url_path="performance"),
+    st.Page(about.main, title="About", icon=":material/info:", url_path="about"),
 ])
 navigation.run()

@@ -8,6 +8,7 @@ from core.heldout import describe_costs
 from core.thresholds import PRESETS
 from core.triage import BAND_TEXT, DOUBT_BAND, FRACTURE_BAND, NO_FRACTURE_BAND, TriageBands
 from ui import state
+from ui.entrypoint import run_entrypoint
 from ui.state import APP_START_PRESET
 from ui.widgets import localisation_sentence
 
@@ -104,7 +105,6 @@ def developer_ui(model_card: str) -> None:
 
 
 def main() -> None:
-    state.use_app_navigation()
     st.title("About this model")
     disclaimer_ui()
     thresholds = state.load_thresholds()
@@ -116,4 +116,5 @@ def main() -> None:
     developer_ui(state.load_model_card())
 
 
-main()
+if __name__ == "__main__":  # run as a script, which only Streamlit's legacy pages/ mode does
+    run_entrypoint()

@@ -20,8 +20,9 @@ from core.preprocessing import PreprocessConfig
 from core.thresholds import FRACTURED_DECISION
 from core.triage import BAND_TEXT, BANDS, TriageBands, shown_comparison
 from ui import state
+from ui.entrypoint import run_entrypoint
 from ui.widgets import (band_alert, heatmap_method_select, markdown_literal, radiograph_notice_ui,
-                           threshold_sidebar, uploads_ui)
+                        threshold_sidebar, uploads_ui)
 
 PAGE = "batch"  # this page's list of uploads in ui.state
 TABLE_KEY = "batch-table"  # the table's selected row: the upload whose verdict and heatmap are shown
@@ -219,7 +220,6 @@ def selected_row_ui(item: BatchItem, position: int, threshold: float, bands: Tri
 
 
 def main() -> None:
-    state.use_app_navigation()
     st.title("Batch")
     threshold = threshold_sidebar()
     uploads = uploads_ui(PAGE, f"Drop many X-rays ({', '.join(SUPPORTED_FORMATS)})")
@@ -236,4 +236,5 @@ def main() -> None:
     selected_row_ui(items[position], position, threshold, bands)
 
 
-main()
+if __name__ == "__main__":  # run as a script, which only Streamlit's legacy pages/ mode does
+    run_entrypoint()

@@ -26,9 +26,10 @@ from core.samples import SampleManifestError, boxes_for_upload
 from core.thresholds import FRACTURED_DECISION
 from core.triage import BAND_MEANING, BAND_TEXT, TriageBands, shown_comparison, shown_decimals
 from ui import state, viewer
+from ui.entrypoint import run_entrypoint
 from ui.gallery import gallery_ui
 from ui.widgets import (band_alert, heatmap_method_select, localisation_sentence, markdown_literal,
-                           radiograph_notice_ui, threshold_sidebar, uploads_ui)
+                        radiograph_notice_ui, threshold_sidebar, uploads_ui)
 
 PAGE = "classify"  # this page's list of uploads in ui.state
 PDF_LABEL = "Report (PDF)"
@@ -236,7 +237,6 @@ def results_ui(uploads: list[state.Upload], threshold: float) -> None:
 
 
 def main() -> None:
-    state.use_app_navigation()
     heading_ui()
     threshold = threshold_sidebar()
     held = state.uploads(PAGE)
@@ -260,4 +260,5 @@ def main() -> None:
         state.load_classifier()
 
 
-main()
+if __name__ == "__main__":  # run as a script, which only Streamlit's legacy pages/ mode does
+    run_entrypoint()

@@ -12,6 +12,7 @@ import streamlit as st
 from core.figures import calibration_figure, confusion_figure, roc_figure, subgroup_rows, training_figure
 from core.heldout import describe_costs
 from ui import state
+from ui.entrypoint import run_entrypoint
 from core.heldout import percent
 from ui.widgets import threshold_sidebar
 
@@ -103,7 +104,6 @@ sensitivity (fractures caught) and specificity (normals cleared) at the chosen t
 
 
 def main() -> None:
-    state.use_app_navigation()
     heading_ui()
     metrics = state.load_metrics()
     threshold = threshold_sidebar()
@@ -117,4 +117,5 @@ def main() -> None:
     reading_guide_ui(report, split)
 
 
-main()
+if __name__ == "__main__":  # run as a script, which only Streamlit's legacy pages/ mode does
+    run_entrypoint()

@@ -41,16 +41,6 @@ SERVE_URL_VARIABLE = "FRACTURE_SERVE_URL"  # the environment's setting wins over
 SERVE_URL_SECRET = "serve_url"  # in .streamlit/secrets.toml
 
 
-def use_app_navigation() -> None:
-    """Every page's first call: without it, a deep link on a fresh server opens Streamlit's legacy
-    ``pages/`` mode (this page alone, every file in ``pages/`` listed as a page)."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()  # through streamlit_app.py and its st.navigation
-
-
 # --- the decision threshold ------------------------------------------------------------------------
 
 def threshold() -> float:

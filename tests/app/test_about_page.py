@@ -2,19 +2,18 @@
 read it, data and limits), the model card and the retrain commands folded away below."""
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.artifacts import load_held_out, load_metrics, load_thresholds
-from core.config import PROJECT_DIR
 from core.heldout import describe_costs
 from core.triage import TriageBands
+from tests.app.app_pages import page_alone
 
-PAGE = str(PROJECT_DIR / "pages" / "about.py")
+PAGE = "about"
 
 
 @pytest.fixture(scope="module")
 def app():
-    app = AppTest.from_file(PAGE, default_timeout=120)  # the page asks the model for its default heatmap
+    app = page_alone(PAGE, default_timeout=120)  # the page asks the model for its default heatmap
     app.run()
     assert not app.exception
     return app

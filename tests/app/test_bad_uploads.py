@@ -14,11 +14,12 @@ from core.config import PROJECT_DIR
 from core.samples import load_samples
 from core.imaging import MAX_FILE_BYTES
 from pages.batch import TABLE_KEY
+from tests.app.app_pages import page_alone
 from tests.app.page_text import shown
 from tests.corpus import CASES, Reads, Rejected
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
-BATCH = str(PROJECT_DIR / "pages" / "batch.py")
+BATCH = "batch"
 TIMEOUT = 120  # the first run in the process imports TensorFlow and loads the model
 
 
@@ -65,7 +66,7 @@ def test_a_mixed_batch_gives_rows_for_good_files_and_messages_for_bad_ones():
     chosen = [_case(name) for name in MIXED]
     good = [case.file_name for case in chosen if isinstance(case.expected, Reads)]
     assert len(set(good)) == len(good) == 5 and len(chosen) - len(good) == 8
-    app = AppTest.from_file(BATCH, default_timeout=TIMEOUT)
+    app = page_alone(BATCH, default_timeout=TIMEOUT)
     app.run()
     app.file_uploader[0].set_value([(case.file_name, case.make(), case.mime) for case in chosen]).run()
     assert not app.exception

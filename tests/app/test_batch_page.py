@@ -22,11 +22,12 @@ from core.thresholds import decide
 from core.triage import BAND_TEXT, TriageBands
 from pages.batch import METHOD_KEY, TABLE_KEY
 from ui.state import THRESHOLD_KEY
+from tests.app.app_pages import open_page, page_alone, whole_app
 from tests.app.media import deferred_data, download_data, image_pixels
 from tests.app.page_text import shown
 from tests.core.test_pdf_report import page_count, pdf_text
 
-PAGE = str(PROJECT_DIR / "pages" / "batch.py")
+PAGE = "batch"
 PDF_LABEL = "Download PDF report"
 
 
@@ -44,7 +45,7 @@ def _flat_png(value: int) -> bytes:
 
 
 def _batch(files: list[tuple[str, bytes]], *, threshold: float | None = None) -> AppTest:
-    app = AppTest.from_file(PAGE, default_timeout=120)
+    app = page_alone(PAGE, default_timeout=120)
     if threshold is not None:
         app.session_state[THRESHOLD_KEY] = threshold
     app.run()
@@ -237,14 +238,14 @@ def test_the_tables_own_csv_export_is_off_so_only_the_neutralised_csv_leaves():
 
 
 def test_the_shown_row_and_the_uploads_survive_a_visit_to_another_page():
-    app = AppTest.from_file(str(PROJECT_DIR / "streamlit_app.py"), default_timeout=120)
-    app.switch_page("pages/batch.py").run()
+    app = whole_app(default_timeout=120)
+    open_page(app, "batch").run()
     app.file_uploader[0].set_value([(f"v{i}.png", _png_bytes(20 + i), "image/png") for i in range(3)]).run()
     _click_row(app, 2)
     assert _caption(app, 0) == "v2.png (row 3)"
-    app.switch_page("pages/classify.py").run()
+    open_page(app, "classify").run()
     assert not app.exception and not app.dataframe
-    app.switch_page("pages/batch.py").run()
+    open_page(app, "batch").run()
     assert not app.exception
     assert list(app.dataframe[0].value["file"]) == ["v0.png", "v1.png", "v2.png"]
     assert _caption(app, 0) == "v2.png (row 3)"

@@ -20,12 +20,13 @@ from core.heatmaps import METHODS
 from ui import state
 from pages.batch import METHOD_KEY
 from ui.widgets import localisation_sentence
+from tests.app.app_pages import page_alone
 from tests.app.page_text import shown
 from tests.box_model_fixture import box_model_dir  # noqa: F401  (fixture)
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
-BATCH_PAGE = str(PROJECT_DIR / "pages" / "batch.py")
-ABOUT_PAGE = str(PROJECT_DIR / "pages" / "about.py")
+BATCH_PAGE = "batch"
+ABOUT_PAGE = "about"
 TIMEOUT = 120
 FRACTURE_MAP = METHODS["fracturemap"]
 POINTING_GAME = {"method": "fracturemap", "split": "test", "n_images": 111, "peak_inside_box": 40}
@@ -83,7 +84,9 @@ def point_app_at(monkeypatch):
 
 
 def _classified(page: str) -> AppTest:
-    app = AppTest.from_file(page, default_timeout=TIMEOUT).run()
+    """``page``: the app's script (Classify), or the url path of a page opened alone."""
+    app = (AppTest.from_file(page, default_timeout=TIMEOUT) if page == APP
+           else page_alone(page, default_timeout=TIMEOUT)).run()
     assert not app.exception
     app.file_uploader[0].set_value(("xray.png", _png_bytes(), "image/png")).run()
     assert not app.exception
@@ -154,7 +157,7 @@ def test_the_batch_page_shows_the_fracture_map_first(point_app_at, box_app_dir):
 
 def test_the_about_page_names_the_default_heatmap_and_its_measured_hit_rate(point_app_at, box_app_dir):
     point_app_at(box_app_dir)
-    app = AppTest.from_file(ABOUT_PAGE, default_timeout=TIMEOUT).run()
+    app = page_alone(ABOUT_PAGE, default_timeout=TIMEOUT).run()
     assert not app.exception
     [heatmap] = [block.value for block in app.markdown if block.value.startswith("**The heatmap**")]
     assert heatmap.endswith(f"This model's default heatmap is {FRACTURE_MAP}. How far to trust {FRACTURE_MAP}: "

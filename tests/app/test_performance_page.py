@@ -5,11 +5,12 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config import METRICS_FILENAME, MODELS_DIR, PROJECT_DIR
+from core.config import METRICS_FILENAME, MODELS_DIR
 from core.artifacts import load_held_out, load_thresholds
 from ui.state import HELD_OUT_SPLIT_KEY, SPLIT_KEY, THRESHOLD_KEY
+from tests.app.app_pages import page_alone
 
-PAGE = str(PROJECT_DIR / "pages" / "performance.py")
+PAGE = "performance"
 METRICS = json.loads((MODELS_DIR / METRICS_FILENAME).read_text())
 
 
@@ -19,7 +20,7 @@ def _metric(app: AppTest, label: str) -> str:
 
 @pytest.fixture
 def app():
-    app = AppTest.from_file(PAGE, default_timeout=60)
+    app = page_alone(PAGE, default_timeout=60)
     app.run()
     assert not app.exception
     return app

@@ -38,6 +38,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_DIR
 from pages.batch import METHOD_KEY, TABLE_KEY
+from tests.app.app_pages import page_alone
 from tests.app.media import download_data
 from tests.app.page_text import shown
 from tests.app.media import deferred_data
@@ -46,7 +47,7 @@ from tests.core.test_pdf_report import pdf_info, pdf_streams, pdf_text
 from tests.corpus import EPS_PREAMBLE, dicom_bytes, tiff_header, with_preamble
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
-BATCH = str(PROJECT_DIR / "pages" / "batch.py")
+BATCH = "batch"
 TIMEOUT = 180  # the first run imports TensorFlow and loads the model
 
 # Distinctive values, each unlikely to occur by chance anywhere on a page or in a log.
@@ -192,7 +193,7 @@ def private_tempdir(tmp_path, monkeypatch) -> Path:
 
 
 def test_uploads_and_downloads_leave_no_file_anywhere(private_tempdir, media_files, deferred_downloads):
-    classify, batch = AppTest.from_file(APP, default_timeout=TIMEOUT), AppTest.from_file(BATCH, default_timeout=TIMEOUT)
+    classify, batch = AppTest.from_file(APP, default_timeout=TIMEOUT), page_alone(BATCH, default_timeout=TIMEOUT)
     classify.run()  # warm-up without uploads: imports, model, caches (may create library config files)
     batch.run()
     assert not classify.exception and not batch.exception
@@ -282,7 +283,7 @@ def test_dicom_patient_data_is_never_shown_on_classify(all_logs, capfd, recwarn,
 
 def test_dicom_patient_data_is_never_shown_on_batch(all_logs, capfd, recwarn, media_files):
     names = ["probe_a.dcm", "probe_broken.dcm", "probe_cut.dcm"]
-    app = AppTest.from_file(BATCH, default_timeout=TIMEOUT)
+    app = page_alone(BATCH, default_timeout=TIMEOUT)
     app.run()
     app.file_uploader[0].set_value([(names[0], _dicom(12), "application/dicom"),
                                     (names[1], _broken_pixel_dicom(), "application/dicom"),
@@ -350,7 +351,7 @@ def _assert_pdf_holds_no_patient_data(pdf: bytes, names: list[str]) -> None:
 
 def test_dicom_patient_data_never_reaches_the_batch_pdf(all_logs, capfd, recwarn, deferred_downloads):
     names = ["probe_a.dcm", "probe_b.dcm", "probe_broken.dcm", "probe_cut.dcm"]
-    app = AppTest.from_file(BATCH, default_timeout=TIMEOUT)
+    app = page_alone(BATCH, default_timeout=TIMEOUT)
     app.run()
     app.file_uploader[0].set_value([(names[0], _dicom(31), "application/dicom"),
                                     (names[1], with_preamble(_dicom(32), EPS_PREAMBLE), "application/dicom"),

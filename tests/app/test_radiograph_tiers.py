@@ -13,11 +13,12 @@ from streamlit.testing.v1 import AppTest
 from core.classifier import FractureClassifier
 from core.config import PROJECT_DIR
 from core.samples import load_samples, sample_bytes
+from tests.app.app_pages import page_alone
 from tests.app.media import download_data
 from tests.app.page_text import shown
 
 APP = str(PROJECT_DIR / "streamlit_app.py")
-BATCH = str(PROJECT_DIR / "pages" / "batch.py")
+BATCH = "batch"
 TIMEOUT = 120  # the first run imports TensorFlow and loads the model
 NOT_A_RADIOGRAPH = "does not look like a radiograph"
 CAUTION = "unlike the training images"
@@ -85,7 +86,7 @@ def test_classify_gives_tier_one_a_warning_and_tier_two_only_a_caution(case, req
 
 
 def test_batch_table_and_csv_give_each_tier_its_own_column(unlike_xray, grey_photo, media_files):
-    app = AppTest.from_file(BATCH, default_timeout=TIMEOUT)
+    app = page_alone(BATCH, default_timeout=TIMEOUT)
     app.run()
     app.file_uploader[0].set_value([("portable.png", unlike_xray, "image/png"),
                                     ("photo.png", grey_photo, "image/png")]).run()

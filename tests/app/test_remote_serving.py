@@ -27,6 +27,7 @@ from core.remote import RemoteClassifier
 from core.reports import VERDICT_TEXT
 from core.samples import load_samples, sample_bytes
 from ui import state
+from tests.app.app_pages import page_alone
 from tests.app.media import download_data
 from tests.app.page_text import shown
 
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.skipif(not (MODELS_DIR / "metadata.json").is_file(),
                                 reason=f"no shipped model in {MODELS_DIR}")
 
 CLASSIFY_PAGE = str(PROJECT_DIR / "streamlit_app.py")
-BATCH_PAGE = str(PROJECT_DIR / "pages" / "batch.py")
+BATCH_PAGE = "batch"
 TIMEOUT = 120  # an in-process run imports TensorFlow and loads the model
 ROUTE_PREFIX = "/fracture"
 REPLICA_CPUS = 0.5
@@ -150,7 +151,7 @@ def test_the_batch_page_gives_the_same_table_through_the_server_as_in_process(se
     tables = []
     for url in (serve_url, None):
         setting(url)
-        app = AppTest.from_file(BATCH_PAGE, default_timeout=TIMEOUT).run()
+        app = page_alone(BATCH_PAGE, default_timeout=TIMEOUT).run()
         app.file_uploader[0].set_value([(name, data, "image/jpeg") for name, data in files]).run()
         assert not app.exception
         tables.append(app.dataframe[0].value)
