@@ -26,6 +26,28 @@ pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(not harness.CHROMIUM.exists(), reason=f"no Chromium at {harness.CHROMIUM}")
 
 
+DEEP_LINKS = {"batch": "Batch", "performance": "Model performance", "about": "About this model"}  # url path: heading
+
+
+@pytest.mark.parametrize("url_path", DEEP_LINKS)
+def test_a_deep_link_on_a_fresh_server_opens_the_page_inside_the_app(browser, url_path):
+    # A server of its own, opened first by the deep link: Streamlit's legacy pages/ mode is on
+    # until a session calls st.navigation, and runs pages/<url_path>.py alone; the page hands the
+    # run to streamlit_app.py, so the app's navigation (four links, not the files) is drawn.
+    with harness.serve_app() as server:
+        page = browser.new_page(viewport=harness.VIEWPORT)
+        try:
+            page.goto(f"{server.url}/{url_path}", timeout=120_000)
+            page.get_by_role("heading", name=DEEP_LINKS[url_path]).first.wait_for(timeout=120_000)
+            harness.wait_for_idle(page)
+            assert page.url == f"{server.url}/{url_path}"
+            assert harness.sidebar_links(page) == list(NAVIGATION)
+            assert page.locator("[role=dialog]").count() == 0  # no "Page not found"
+            assert harness.exceptions_shown(page) == 0
+        finally:
+            page.context.close()
+
+
 def _fracatlas_path(image_id: str):
     labels = DEFAULT_DATA_DIR / "labels.csv"
     if not labels.is_file():
