@@ -162,7 +162,7 @@ def main(argv=None) -> int:
                           measure("all stages above, one process", once(peak_rss_mb()), "MiB")))
     whole_ms = _ours(figures, "whole_path")
     figures += other_processes(args, images, plan, whole_ms, results)
-    figures += training(args, classifier.metadata, plan, results)
+    figures += training(args, classifier.metadata.raw, plan, results)
 
     results["figures"] = figures
     results["targets"] = judge(args, images, whole_ms, _ours(figures, "batch"), results.get("browser"), plan)

@@ -42,7 +42,7 @@ class Context:
 
     @property
     def cam_layer(self) -> str:
-        return self.classifier.metadata["cam_layer"]
+        return self.classifier.metadata.cam_layer
 
     @property
     def threshold(self) -> float:
@@ -57,7 +57,7 @@ def prepare_context(classifier: FractureClassifier, files: list[bytes], warmup: 
     images = [read_image(data) for data in files]
     model_inputs = [preprocess(image, classifier.preprocess_config) for image in images]
     heatmaps = list(classifier.explainer.explain(np.stack(model_inputs), "gradcam"))
-    reference = baselines.TfKerasVisGradcam(classifier.model, classifier.metadata["cam_layer"])
+    reference = baselines.TfKerasVisGradcam(classifier.model, classifier.metadata.cam_layer)
     return Context(classifier, reference, list(files), warmup, images, model_inputs, heatmaps)
 
 

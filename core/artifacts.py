@@ -13,14 +13,16 @@ from pathlib import Path
 
 from core.config import (DETECTOR_FILENAME, HISTORY_FILENAME, METADATA_FILENAME, METRICS_FILENAME, MODELS_DIR,
                          PROBABILITIES_FILENAME, REFERENCE_FILENAME)
+from core.evaluation import ModelMetrics
 from core.heldout import HeldOutPredictions
+from core.metadata import ModelMetadata
 from core.radiograph_check import RadiographReference
 from core.radiograph_detector import RadiographDetector
 from core.thresholds import OperatingThresholds
 
 
-def load_metadata(model_dir: str | Path = MODELS_DIR) -> dict:
-    """``metadata.json``: preprocessing, thresholds, temperature, the CAM layer, provenance.
+def read_metadata_json(model_dir: str | Path = MODELS_DIR) -> dict:
+    """``metadata.json`` as stored, for code that rewrites it (training) or passes it on whole.
 
     Raises:
         FileNotFoundError: if there is no trained model in ``model_dir``.
@@ -31,12 +33,22 @@ def load_metadata(model_dir: str | Path = MODELS_DIR) -> dict:
     return json.loads(path.read_text())
 
 
+def load_metadata(model_dir: str | Path = MODELS_DIR) -> ModelMetadata:
+    """``metadata.json``, validated: preprocessing, thresholds, calibration, heatmaps, provenance.
+
+    Raises:
+        FileNotFoundError: if there is no trained model in ``model_dir``.
+        core.metadata.MetadataError: if a field is missing or of the wrong type (the message names it).
+    """
+    return ModelMetadata.parse(read_metadata_json(model_dir), where=str(Path(model_dir) / METADATA_FILENAME))
+
+
 def load_thresholds(model_dir: str | Path = MODELS_DIR) -> OperatingThresholds:
     """The named operating thresholds stored with the model, unrounded."""
-    return OperatingThresholds.from_metadata(load_metadata(model_dir))
+    return load_metadata(model_dir).thresholds
 
 
-def load_network(model_dir: str | Path, metadata: dict):
+def load_network(model_dir: str | Path, metadata: ModelMetadata):
     """The Keras model ``metadata`` names, without optimizer state.
 
     Raises:
@@ -47,7 +59,7 @@ def load_network(model_dir: str | Path, metadata: dict):
     import core.layers  # noqa: F401  (registers the custom layers a model file names)
 
     metadata_path = Path(model_dir) / METADATA_FILENAME
-    model_path = Path(model_dir) / metadata["model_file"]
+    model_path = Path(model_dir) / metadata.model_file
     # Keras reports a missing file as ValueError; callers (the CLIs) expect FileNotFoundError.
     if not model_path.is_file():
         raise FileNotFoundError(f"model file {model_path} named in {metadata_path} is missing")
@@ -76,9 +88,16 @@ def load_radiograph_detector(model_dir: str | Path = MODELS_DIR) -> RadiographDe
     return RadiographDetector.load(path) if path.is_file() else None
 
 
-def load_metrics(model_dir: str | Path = MODELS_DIR) -> dict:
-    """``metrics.json``: AUROC with CI, operating points, calibration and subgroups on val and test."""
-    return json.loads((Path(model_dir) / METRICS_FILENAME).read_text())
+def load_metrics(model_dir: str | Path = MODELS_DIR) -> ModelMetrics:
+    """``metrics.json``, validated: AUROC with CI, operating points, calibration and subgroups on val
+    and test, and where each measured heatmap method points.
+
+    Raises:
+        FileNotFoundError: if ``python -m training.evaluate`` has not written it.
+        core.metadata.MetadataError: if a field is missing or of the wrong type (the message names it).
+    """
+    path = Path(model_dir) / METRICS_FILENAME
+    return ModelMetrics.parse(json.loads(path.read_text()), where=str(path))
 
 
 def load_history(model_dir: str | Path = MODELS_DIR) -> list[dict]:

@@ -11,14 +11,16 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from core import artifacts
 from core.config import FRACTURED, MODELS_DIR
-from core.heatmaps import (DEFAULT_METHOD, HeatmapExplainer, check_method, fracture_cells, has_fracture_map,
-                           maps_from_cells)
-from core.imaging import DecodedImage, decode_image
+from core.heatmaps import (FROM_FORWARD_PASS, FROM_GRADCAM_PASS, HeatmapExplainer, check_method, fracture_cells,
+                           has_fracture_map, maps_from_cells, method_info)
+from core.imaging import decode_image
+from core.metadata import ModelMetadata
 from core.metrics import apply_temperature
 from core.overlay import fit_for_display
 from core.preprocessing import PreprocessConfig, preprocess
@@ -48,7 +50,7 @@ class ImageResult:
     image: np.ndarray  # float32 (H, W) in [0, 1]: the image as read, or a display copy of it
     source_shape: tuple[int, int]  # (H, W) of the image as read; places the heatmap on any copy
     heatmap: np.ndarray | None = None  # float32 (S, S) in [0, 1], if one was asked for
-    heatmap_method: str | None = None  # a key of core.heatmaps.METHODS
+    heatmap_method: str | None = None  # a key of core.heatmaps.REGISTRY
 
     def decision(self, threshold: float) -> str:
         """``"fractured"`` or ``"not_fractured"`` at ``threshold`` (see :func:`core.thresholds.decide`)."""
@@ -71,29 +73,62 @@ class PreparedImage:
     radiograph_score: float | None  # the radiograph detector's P(radiograph); None without a detector
 
 
+@runtime_checkable
+class Explainer(Protocol):
+    """What the pages and the reports ask of a classifier's heatmaps, in process or served."""
+
+    methods: tuple[str, ...]  # the keys of core.heatmaps.REGISTRY the model can draw, in that order
+
+    def explain(self, model_inputs: np.ndarray, method: str | None = None,
+                class_index: int = FRACTURED) -> np.ndarray:
+        """float32 (N, S, S) maps in [0, 1] of the evidence for ``class_index``; ``method`` None:
+        the model's default heatmap."""
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """The interface the app uses, met by :class:`FractureClassifier` (in process) and
+    :class:`core.remote.RemoteClassifier` (a Serve deployment)."""
+
+    metadata: ModelMetadata
+    preprocess_config: PreprocessConfig
+    thresholds: OperatingThresholds
+    default_heatmap: str
+    explainer: Explainer | None
+
+    @property
+    def version(self) -> str: ...
+
+    def warm_up(self, heatmap: str | None = ...) -> None: ...
+
+    def classify(self, source, *, heatmap: str | None = None, class_index: int = FRACTURED) -> ImageResult: ...
+
+
 class FractureClassifier:
     """The trained CNN with its preprocessing, calibration, thresholds and radiograph check.
 
-    Use :meth:`load`; the constructor takes an already-built model, its metadata and, optionally,
+    Use :meth:`load`; the constructor takes an already-built model, its metadata (a
+    :class:`~core.metadata.ModelMetadata`, or the dict of ``metadata.json``, validated here) and, optionally,
     the train-split reference of :mod:`core.radiograph_check` (without it tier 2 does not run) and
     the radiograph detector of :mod:`core.radiograph_detector` (without it tier 1 checks colour alone).
     """
 
-    def __init__(self, model, metadata: dict, reference: RadiographReference | None = None,
+    def __init__(self, model, metadata: ModelMetadata | dict, reference: RadiographReference | None = None,
                  detector: RadiographDetector | None = None):
         self.model = model
-        self.metadata = metadata
-        self.preprocess_config = PreprocessConfig.from_dict(metadata["preprocessing"])
-        self.temperature = float(metadata.get("temperature", 1.0))
-        self.thresholds = OperatingThresholds.from_metadata(metadata)
+        self.metadata = ModelMetadata.parse(metadata)
+        self.preprocess_config = self.metadata.preprocessing
+        self.temperature = self.metadata.temperature
+        self.thresholds: OperatingThresholds = self.metadata.thresholds
         self.reference = reference
         self.detector = detector
         extras = pass_extras(model)
         self._has_map = has_fracture_map(model)
         self._forward = compile_forward(model, extras)
-        cam_layer = metadata.get("cam_layer")
-        self.explainer = None if cam_layer is None else HeatmapExplainer(model, cam_layer, extras[:1])
-        self.default_heatmap = check_method(metadata.get("default_heatmap", DEFAULT_METHOD))
+        cam_layer = self.metadata.cam_layer
+        self.default_heatmap = check_method(self.metadata.default_heatmap)
+        self.explainer = None if cam_layer is None else HeatmapExplainer(model, cam_layer, extras[:1],
+                                                                         default_method=self.default_heatmap)
 
     @classmethod
     def load(cls, model_dir: str | Path = MODELS_DIR) -> "FractureClassifier":
@@ -104,12 +139,12 @@ class FractureClassifier:
         """
         metadata = artifacts.load_metadata(model_dir)
         model = artifacts.load_network(model_dir, metadata)
-        reference = artifacts.load_radiograph_reference(model_dir, metadata.get("model_version", ""))
+        reference = artifacts.load_radiograph_reference(model_dir, metadata.model_version)
         return cls(model, metadata, reference, artifacts.load_radiograph_detector(model_dir))
 
     @property
     def version(self) -> str:
-        return self.metadata.get("model_version", "unknown")
+        return self.metadata.model_version
 
     def warm_up(self, heatmap: str | None = MODEL_DEFAULT) -> None:
         """Traces the pass that ``classify(..., heatmap=heatmap)`` runs (by default the model's
@@ -118,7 +153,7 @@ class FractureClassifier:
         heatmap = self.default_heatmap if heatmap == MODEL_DEFAULT else heatmap
         size = self.preprocess_config.image_size
         blank = np.zeros((1, size, size, 1), np.uint8)
-        if heatmap == "gradcam" and self.explainer is not None:
+        if heatmap is not None and method_info(heatmap).source == FROM_GRADCAM_PASS and self.explainer is not None:
             self.explainer.grad_cam_pass(blank)
         else:
             self.predict_batch(blank)
@@ -129,9 +164,10 @@ class FractureClassifier:
 
         Args:
             source: file bytes or a path.
-            heatmap: a key of :data:`core.heatmaps.METHODS`, or None for the verdict alone.
-                Grad-CAM comes from the same compiled pass as the verdict; the other methods
-                run after it.
+            heatmap: a key of :data:`core.heatmaps.REGISTRY`, or None for the verdict alone.
+                Its ``source`` decides the pass: the fracture map comes with the verdict's own
+                forward pass, Grad-CAM from one compiled pass that also gives the verdict, the
+                others from a separate call after it.
             class_index: the class the heatmap explains (1 = fractured).
 
         Raises:
@@ -180,10 +216,11 @@ class FractureClassifier:
         """The results of one pass over ``images`` (padded to :data:`MIN_BATCH_ROWS`)."""
         count = len(images)
         batch = padded_batch(np.stack([image.model_input for image in images]))
-        if heatmap == "gradcam":
+        source = None if heatmap is None else method_info(heatmap).source
+        if source == FROM_GRADCAM_PASS:
             fused = self.explainer.grad_cam_pass(batch, class_index)
             raw, summaries, heatmaps = fused.probabilities[:, FRACTURED], fused.extras[0], fused.heatmaps
-        elif heatmap == "fracturemap" and self._has_map:
+        elif source == FROM_FORWARD_PASS and self._has_map:
             raw, summaries, cells = self._forward_rows(batch)
             heatmaps = maps_from_cells(cells, self.preprocess_config.image_size, class_index)
         else:
@@ -204,15 +241,6 @@ class FractureClassifier:
     def summarise_batch(self, model_inputs: np.ndarray) -> np.ndarray:
         """Activation summaries (N, D) of preprocessed images: the radiograph check's features."""
         return self._raw_and_summaries(model_inputs)[1]
-
-    def check_radiograph(self, decoded: DecodedImage, summary: np.ndarray) -> RadiographCheck:
-        """Both tiers of the radiograph check of one image (see :mod:`core.radiograph_check`).
-
-        Colour and the detector's features come from ``decoded``, the reader's own decode: the
-        file is never opened twice.
-        """
-        return self._radiograph_check(thumbnail_colourfulness(decoded.colour_thumbnail),
-                                      self._radiograph_score(decoded.grey), summary)
 
     def _radiograph_score(self, grey: np.ndarray) -> float | None:
         return None if self.detector is None else self.detector.score(grey)

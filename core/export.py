@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.classifier import FractureClassifier
-from core.config import CLASS_NAMES, FRACTURED, MODELS_DIR
-from core.heatmaps import METHODS, fracture_map_function, grad_cam_function
+from core.config import FRACTURED, MODELS_DIR
+from core.heatmaps import METHODS, TRACEABLE_METHODS, graph_function
 from core.imaging import MAX_OUTPUT_PIXELS
 from core.metrics import EPS
 from core.preprocessing import CLAHE_CLIP_LIMIT, CLAHE_TILES, STRETCH_PERCENTILES, WORKING_LONG_SIDE
@@ -43,14 +43,6 @@ HEATMAP = "heatmap"
 CONTRACT_FILENAME = "preprocessing.json"
 README_FILENAME = "README.md"
 PIXEL_RANGE = (0.0, 255.0)
-
-
-# The default heatmaps a SavedModel can carry: each a function of the classifier giving the graph
-# ``(images, class_index) -> (probabilities, heatmaps)``.
-EXPORTED_HEATMAPS = {
-    "gradcam": lambda classifier: grad_cam_function(classifier.model, classifier.explainer.cam_layer),
-    "fracturemap": lambda classifier: fracture_map_function(classifier.model),
-}
 
 
 class ExportError(ValueError):
@@ -93,9 +85,9 @@ def export_saved_model(classifier: FractureClassifier, output_dir: str | Path, *
     _check_output_dir(output_dir, force=force)
     if classifier.explainer is None:
         raise ValueError("this model's metadata names no cam_layer, so its heatmap cannot be exported")
-    if classifier.default_heatmap not in EXPORTED_HEATMAPS:
+    if classifier.default_heatmap not in TRACEABLE_METHODS:
         raise ValueError(f"the model's default heatmap {classifier.default_heatmap!r} cannot be exported; "
-                         f"only {' and '.join(EXPORTED_HEATMAPS)} can")
+                         f"only {' and '.join(TRACEABLE_METHODS)} can")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))
@@ -145,14 +137,13 @@ def _check_output_dir(output_dir: Path, *, force: bool) -> None:
 def _serving_function(classifier: FractureClassifier):
     """``model_input -> {probability_fractured, heatmap}``, the function each signature traces.
 
-    The heatmap is the model's default: :func:`core.heatmaps.grad_cam_function` or
-    :func:`core.heatmaps.fracture_map_function`, as :data:`EXPORTED_HEATMAPS` maps it. Calibration
+    The heatmap is the model's default, traced from :func:`core.heatmaps.graph_function`. Calibration
     is :func:`core.metrics.apply_temperature` in TensorFlow: sigmoid(logit(clip(p)) / T) of the
     softmax's P(fractured), in float32 (within 1e-7 of the float64 original).
     """
     import tensorflow as tf
 
-    classify_and_explain = EXPORTED_HEATMAPS[classifier.default_heatmap](classifier)
+    classify_and_explain = graph_function(classifier.default_heatmap, classifier.model, classifier.explainer.cam_layer)
     temperature = classifier.temperature
 
     def classify_and_explain_inputs(model_input):
@@ -195,7 +186,7 @@ def preprocessing_contract(classifier: FractureClassifier) -> dict:
     metadata = classifier.metadata
     return {
         "model_version": classifier.version,
-        "class_names": list(metadata.get("class_names", CLASS_NAMES)),
+        "class_names": list(metadata.class_names),
         "signatures": {
             "names": list(SIGNATURES),
             "input": {"name": INPUT, "shape": [None, size, size, 1], "dtype": {SIGNATURE: "float32",

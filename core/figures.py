@@ -7,12 +7,15 @@ objects built without pyplot's global state, so several app sessions can draw at
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.evaluation import ModelMetrics
 from core.heldout import region_group
-from core.metrics import operating_point
+from core.metadata import TrainingRecord
+from core.metrics import OperatingPoint, operating_point
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,28 +50,20 @@ def subgroup_label(name: str) -> str:
     return name
 
 
-def auroc_text(report: dict) -> str:
-    """"0.863 (95% CI 0.822–0.900)", or a dash where the group holds one class only."""
-    auroc = report.get("auroc")
-    if auroc is None:
-        return "– (one class only)"
-    return f"{auroc['auroc']:.3f} (95% CI {auroc['ci_low']:.3f}–{auroc['ci_high']:.3f})"
-
-
-def roc_figure(metrics: dict, split: str, threshold_point: dict | None = None) -> Figure:
+def roc_figure(metrics: ModelMetrics, split: str, threshold_point: OperatingPoint | None = None) -> Figure:
     """ROC curve of ``split`` with AUROC and CI in the legend, and the current operating point marked."""
-    report = metrics["splits"][split]
+    report = metrics.split(split)
     figure = _new_figure(FIGSIZE)
     axes = figure.add_subplot()
-    axes.plot(report["roc"]["fpr"], report["roc"]["tpr"], color="tab:blue", lw=2,
-              label=f"{split}: AUROC {auroc_text(report)}")
+    axes.plot(report.roc.fpr, report.roc.tpr, color="tab:blue", lw=2,
+              label=f"{split}: AUROC {report.auroc_text()}")
     axes.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="chance")
-    if threshold_point is not None and threshold_point["specificity"] is not None \
-            and threshold_point["sensitivity"] is not None:
-        axes.plot([1 - threshold_point["specificity"]], [threshold_point["sensitivity"]], "o",
-                  color="tab:red", ms=9, label=f"threshold {threshold_point['threshold']:.3f}: sensitivity "
-                                              f"{100 * threshold_point['sensitivity']:.1f}%, specificity "
-                                              f"{100 * threshold_point['specificity']:.1f}%")
+    point = threshold_point
+    if point is not None and point.specificity is not None and point.sensitivity is not None:
+        axes.plot([1 - point.specificity], [point.sensitivity], "o",
+                  color="tab:red", ms=9, label=f"threshold {point.threshold:.3f}: sensitivity "
+                                              f"{100 * point.sensitivity:.1f}%, specificity "
+                                              f"{100 * point.specificity:.1f}%")
     axes.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity (false-positive rate)",
              ylabel="sensitivity (true-positive rate)", title=f"ROC curve ({split} split)")
     _percent_axes(axes)
@@ -77,9 +72,9 @@ def roc_figure(metrics: dict, split: str, threshold_point: dict | None = None) -
     return figure
 
 
-def confusion_figure(point: dict) -> Figure:
+def confusion_figure(point: OperatingPoint) -> Figure:
     """2×2 confusion matrix at one threshold: rows are the true class, columns the prediction."""
-    counts = np.array([[point["tn"], point["fp"]], [point["fn"], point["tp"]]])
+    counts = np.array([[point.tn, point.fp], [point.fn, point.tp]])
     figure = _new_figure((4.2, 3.8))
     axes = figure.add_subplot()
     axes.imshow(counts, cmap="Blues", vmin=0, vmax=max(int(counts.max()), 1) * 1.25)
@@ -91,32 +86,32 @@ def confusion_figure(point: dict) -> Figure:
                       va="center", fontsize=11, color="white" if dark else "black")
     axes.set_xticks([0, 1], [f"predicted\n{name}" for name in CLASS_LABELS])
     axes.set_yticks([0, 1], [f"true\n{name}" for name in CLASS_LABELS])
-    axes.set_title(f"Confusion matrix at threshold {point['threshold']:.3f}")
+    axes.set_title(f"Confusion matrix at threshold {point.threshold:.3f}")
     return figure
 
 
-def calibration_figure(metrics: dict, split: str) -> Figure:
+def calibration_figure(metrics: ModelMetrics, split: str) -> Figure:
     """Reliability diagram: observed fraction fractured against mean P(fractured), per bin, in
     percent; below it, how many images each bin holds (bars, not labels on the curve, which
     overlapped where the bins crowd together)."""
     from matplotlib.ticker import PercentFormatter
 
-    report = metrics["splits"][split]
-    bins = [entry for entry in report["reliability"] if entry["count"]]
+    report = metrics.split(split)
+    bins = [entry for entry in report.reliability if entry.count]
     figure = _new_figure((5.0, 4.6))
     axes, counts = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     axes.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
-    axes.plot([entry["mean_predicted"] for entry in bins], [entry["fraction_positive"] for entry in bins],
+    axes.plot([entry.mean_predicted for entry in bins], [entry.fraction_positive for entry in bins],
               "o-", color="tab:blue", label="model (one point per bin)")
-    ece = report.get("ece")
+    ece = report.ece
     axes.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed fractured",
              title=f"Calibration ({split} split), ECE = {'–' if ece is None else f'{100 * ece:.1f}%'}")
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.legend(loc="upper left", fontsize="small")
     axes.grid(alpha=0.3)
-    lows = [entry["bin_low"] for entry in report["reliability"]]
-    widths = [entry["bin_high"] - entry["bin_low"] for entry in report["reliability"]]
-    heights = [entry["count"] for entry in report["reliability"]]
+    lows = [entry.bin_low for entry in report.reliability]
+    widths = [entry.bin_high - entry.bin_low for entry in report.reliability]
+    heights = [entry.count for entry in report.reliability]
     bars = counts.bar(lows, heights, width=widths, align="edge", color="tab:blue", alpha=0.35, edgecolor="white")
     counts.bar_label(bars, labels=[str(count) if count else "" for count in heights], fontsize=7, padding=1)
     counts.set(ylim=(0, max(heights, default=1) * 1.35), xlabel="mean predicted P(fractured)", ylabel="images")
@@ -125,19 +120,20 @@ def calibration_figure(metrics: dict, split: str) -> Figure:
     return figure
 
 
-def training_figure(history_rows: list[dict]) -> Figure:
-    """Training loss (left axis) and val AUROC (right axis) per epoch, the best epoch marked."""
+def training_figure(history_rows: list[dict], training: TrainingRecord) -> Figure:
+    """Training loss (left axis) and val AUROC (right axis) per epoch, the epoch whose weights
+    were kept marked (the best val AUROC for v1, the last epoch for Model v2)."""
     epochs = [int(row["epoch"]) for row in history_rows]
     loss = [float(row["loss"]) for row in history_rows]
     auroc = [float(row["val_auroc"]) for row in history_rows]
-    best = int(np.argmax(auroc))
+    kept = epochs.index(training.kept_epoch) if training.kept_epoch in epochs else len(epochs) - 1
     figure = _new_figure((6.0, 3.6))
     left = figure.add_subplot()
     right = left.twinx()
     left.plot(epochs, loss, color="tab:orange", label="training loss")
     right.plot(epochs, auroc, color="tab:blue", label="val AUROC")
-    right.plot([epochs[best]], [auroc[best]], "*", color="tab:red", ms=14,
-               label=f"best epoch {epochs[best]} (val AUROC {auroc[best]:.3f})")
+    right.plot([epochs[kept]], [auroc[kept]], "*", color="tab:red", ms=14,
+               label=f"kept: epoch {epochs[kept]}, {training.epoch_rule} (val AUROC {auroc[kept]:.3f})")
     left.set(xlabel="epoch", title="Training history")
     left.set_ylabel("training loss", color="tab:orange")
     right.set_ylabel("val AUROC", color="tab:blue")
@@ -158,7 +154,22 @@ def _subgroup_mask(name: str, rows: list[dict]) -> np.ndarray:
     raise ValueError(f"unknown subgroup {name!r}")
 
 
-def subgroup_rows(metrics: dict, split: str, threshold: float, probability_rows: list[dict]) -> list[dict]:
+@dataclass(frozen=True)
+class SubgroupRow:
+    """One row of the subgroup table: sensitivity and specificity are None where the group holds
+    no fractures or no normals."""
+
+    subgroup: str  # "region=hand"
+    group: str  # "Hand"
+    images: int
+    fractured: int
+    auroc_text: str
+    sensitivity: float | None
+    specificity: float | None
+
+
+def subgroup_rows(metrics: ModelMetrics, split: str, threshold: float,
+                  probability_rows: list[dict]) -> list[SubgroupRow]:
     """One table row per subgroup: its key ("region=hand") and label ("Hand"), size, AUROC with CI,
     and sensitivity/specificity at ``threshold`` (None where the group holds no fractures or no normals).
 
@@ -169,10 +180,9 @@ def subgroup_rows(metrics: dict, split: str, threshold: float, probability_rows:
     labels = np.array([int(row["label"]) for row in rows])
     probabilities = np.array([float(row["probability_fractured"]) for row in rows])
     table = []
-    for name, report in metrics["splits"][split]["subgroups"].items():
+    for name, report in metrics.split(split).subgroups.items():
         mask = _subgroup_mask(name, rows)
         point = operating_point(labels[mask], probabilities[mask], threshold)
-        table.append({"subgroup": name, "group": subgroup_label(name), "images": int(mask.sum()),
-                      "fractured": int(labels[mask].sum()), "AUROC (95% CI)": auroc_text(report),
-                      "sensitivity": point["sensitivity"], "specificity": point["specificity"]})
+        table.append(SubgroupRow(name, subgroup_label(name), int(mask.sum()), int(labels[mask].sum()),
+                                 report.auroc_text(), point.sensitivity, point.specificity))
     return table

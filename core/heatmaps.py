@@ -31,19 +31,49 @@ import numpy as np
 
 from core.config import FRACTURED
 
-METHODS: dict[str, str] = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "scorecam": "Score-CAM",  # the "Faster Score-CAM" variant; still among the slow methods here
-    "layercam": "Layer-CAM",
-    "smoothgrad": "SmoothGrad saliency",
-    "fracturemap": "Fracture map (the model's own)",
-}
-DEFAULT_METHOD = "gradcam"
 
-# Measured on the shipped 192 px model, one image, shared 2-core CPU, after warm-up: Grad-CAM 4 ms,
-# Grad-CAM++ 55 ms, Layer-CAM 50 ms, Score-CAM (max_N=10) 190 ms, SmoothGrad (20 samples) 1.1 s.
-SLOW_METHODS = frozenset({"scorecam", "smoothgrad"})
+@dataclass(frozen=True)
+class HeatmapMethod:
+    """One heatmap method, declared once: the app, the CLI, the export and Serve read it here.
+
+    ``source`` says where its map comes from, which decides its cost: from the verdict's own
+    forward pass (no gradients), from the compiled Grad-CAM pass that also gives the verdict, or
+    from a separate tf-keras-vis call after the verdict.
+    """
+
+    key: str
+    label: str
+    cost: str  # what it adds per image beside the verdict, measured on a shared 2-core CPU
+    slow: bool  # worth a spinner with the time shown
+    needs_gradients: bool  # needs TensorFlow's autodiff, not only a forward pass
+    source: str  # FROM_FORWARD_PASS, FROM_GRADCAM_PASS or SEPARATE_CALL
+    visualiser: str | None = None  # the tf-keras-vis class that computes a SEPARATE_CALL method
+
+
+FROM_FORWARD_PASS = "forward pass"
+FROM_GRADCAM_PASS = "Grad-CAM pass"
+SEPARATE_CALL = "separate call"
+
+# Costs measured on the shipped model, one image, shared 2-core CPU, after warm-up: Grad-CAM 4 ms,
+# Grad-CAM++ 55 ms, Layer-CAM 50 ms, Score-CAM (max_N=10) 190 ms, SmoothGrad (20 samples) 1.1 s;
+# the fracture map is a by-product of the verdict's pass.
+REGISTRY: dict[str, HeatmapMethod] = {method.key: method for method in (
+    HeatmapMethod("gradcam", "Grad-CAM", "a few ms", False, True, FROM_GRADCAM_PASS),
+    HeatmapMethod("gradcam++", "Grad-CAM++", "about 0.05 s", False, True, SEPARATE_CALL,
+                  "tf_keras_vis.gradcam_plus_plus.GradcamPlusPlus"),
+    # The "Faster Score-CAM" variant: gradient-free, but one forward pass per kept feature map.
+    HeatmapMethod("scorecam", "Score-CAM", "about 0.2 s (its faster variant)", True, False, SEPARATE_CALL,
+                  "tf_keras_vis.scorecam.Scorecam"),
+    HeatmapMethod("layercam", "Layer-CAM", "about 0.05 s", False, True, SEPARATE_CALL, "tf_keras_vis.layercam.Layercam"),
+    HeatmapMethod("smoothgrad", "SmoothGrad saliency", "about 1 s", True, True, SEPARATE_CALL,
+                  "tf_keras_vis.saliency.Saliency"),
+    HeatmapMethod("fracturemap", "Fracture map (the model's own)", "a few ms", False, False, FROM_FORWARD_PASS),
+)}
+METHODS: dict[str, str] = {key: method.label for key, method in REGISTRY.items()}  # key -> label
+# Those computed in one TensorFlow graph with the verdict, which a SavedModel can carry.
+TRACEABLE_METHODS = tuple(key for key, method in REGISTRY.items() if method.source != SEPARATE_CALL)
+DEFAULT_METHOD = "gradcam"  # of a model whose metadata names no default heatmap
+SLOW_METHODS = frozenset(key for key, method in REGISTRY.items() if method.slow)
 
 # Faster Score-CAM: one masked forward pass per kept feature map. The shipped model's last stage
 # has 256 channels; 10 high-variance maps keep the call in the same range as the gradient methods
@@ -72,14 +102,23 @@ class GradCamPass:
 
 
 def check_method(method: str) -> str:
-    """``method`` if it is a key of :data:`METHODS`.
+    """``method`` if it is a key of :data:`REGISTRY`.
 
     Raises:
         ValueError: for an unknown method (the message lists the valid keys).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown heatmap method {method!r}; valid: {', '.join(METHODS)}")
+    if method not in REGISTRY:
+        raise ValueError(f"unknown heatmap method {method!r}; valid: {', '.join(REGISTRY)}")
     return method
+
+
+def method_info(method: str) -> HeatmapMethod:
+    """The declaration of ``method``.
+
+    Raises:
+        ValueError: for an unknown method.
+    """
+    return REGISTRY[check_method(method)]
 
 
 class HeatmapExplainer:
@@ -95,28 +134,33 @@ class HeatmapExplainer:
         cam_layer: name of the last spatial feature-map layer (``metadata["cam_layer"]``).
         extra_outputs: further Keras tensors of ``model``'s graph that the Grad-CAM pass also
             returns (the classifier adds the radiograph check's activation summaries).
+        default_method: what :meth:`explain` draws when no method is named (the classifier passes
+            its metadata's ``default_heatmap``); by default the model's own fracture map where it
+            has one, else Grad-CAM.
     """
 
-    def __init__(self, model, cam_layer: str, extra_outputs=()):
+    def __init__(self, model, cam_layer: str, extra_outputs=(), default_method: str | None = None):
         self.model = model
         self.cam_layer = cam_layer
         self.size = int(model.input_shape[1])
         self._grad_cam = _compile_grad_cam_pass(model, cam_layer, extra_outputs)
         self._fracture_cells = _compile_fracture_cells(model) if has_fracture_map(model) else None
+        fallback = "fracturemap" if self._fracture_cells is not None else DEFAULT_METHOD
+        self.default_method = check_method(default_method or fallback)
         self._visualisers: dict[str, object] = {}
         # One lock per method: building one visualiser must not block the others, and calls
         # are serialised per visualiser because Score-CAM goes through ``model.predict``, whose
         # lazily built predict function is not safe to create from two threads at once.
         self._locks = {name: threading.Lock() for name in METHODS}
 
-    def explain(self, model_inputs: np.ndarray, method: str = DEFAULT_METHOD,
+    def explain(self, model_inputs: np.ndarray, method: str | None = None,
                 class_index: int = FRACTURED) -> np.ndarray:
         """Heatmaps of the evidence for ``class_index``.
 
         Args:
             model_inputs: uint8 (N, S, S, 1) preprocessed images (the model rescales them itself,
                 so they are fed as float32 of the 0..255 values).
-            method: a key of :data:`METHODS`.
+            method: a key of :data:`REGISTRY`; None: :attr:`default_method`.
             class_index: the output to explain (1 = fractured, 0 = not fractured).
 
         Returns:
@@ -126,17 +170,20 @@ class HeatmapExplainer:
         Raises:
             ValueError: for an unknown method.
         """
-        check_method(method)
-        if method == "gradcam":
+        source = method_info(method or self.default_method).source
+        if source == FROM_GRADCAM_PASS:
             return self.grad_cam_pass(model_inputs, class_index).heatmaps
-        if method == "fracturemap":
+        if source == FROM_FORWARD_PASS:
             return self.fracture_map(model_inputs, class_index)
-        return _normalise(self._tf_keras_vis(np.asarray(model_inputs, np.float32), method, class_index))
+        return finish_maps(self._tf_keras_vis(np.asarray(model_inputs, np.float32), method or self.default_method,
+                                              class_index), self.size)
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """The keys of :data:`METHODS` this model can draw."""
-        return tuple(name for name in METHODS if name != "fracturemap" or self._fracture_cells is not None)
+        """The keys of :data:`REGISTRY` this model can draw (a map from the forward pass needs a
+        model with a fracture map of its own)."""
+        return tuple(key for key, method in REGISTRY.items()
+                     if method.source != FROM_FORWARD_PASS or self._fracture_cells is not None)
 
     def fracture_map(self, model_inputs: np.ndarray, class_index: int = FRACTURED) -> np.ndarray:
         """The model's own map (see :func:`maps_from_cells`).
@@ -180,34 +227,25 @@ class HeatmapExplainer:
             if method == "scorecam":
                 channels = self.model.get_layer(self.cam_layer).output.shape[-1]
                 options["max_N"] = min(SCORECAM_MAX_N, channels)  # tf-keras-vis rejects more
-            cams = visualiser(score, images, **options)
-        return self._to_input_size(cams)
+            return visualiser(score, images, **options)
 
     def _visualiser(self, method: str):
         """The tf-keras-vis object for ``method``; the caller holds ``self._locks[method]``."""
         if method not in self._visualisers:
-            from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
-            from tf_keras_vis.layercam import Layercam
-            from tf_keras_vis.saliency import Saliency
-            from tf_keras_vis.scorecam import Scorecam
+            import importlib
+
             from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 
-            kinds = {"gradcam++": GradcamPlusPlus, "scorecam": Scorecam, "layercam": Layercam,
-                     "smoothgrad": Saliency}
+            module, _, name = REGISTRY[method].visualiser.rpartition(".")
+            kind = getattr(importlib.import_module(module), name)
             # ReplaceToLinear: gradients of a softmax output mix in the other class and vanish
             # when the model is confident; the linear output is the logit the papers use.
-            visualiser = kinds[method](self.model, model_modifier=ReplaceToLinear(), clone=True)
+            visualiser = kind(self.model, model_modifier=ReplaceToLinear(), clone=True)
             # Score-CAM calls ``predict`` without ``verbose``: silence the progress bar on the
             # clone only (the shared model and Keras's global logging are left alone).
             visualiser.model.predict = functools.partial(visualiser.model.predict, verbose=0)
             self._visualisers[method] = visualiser
         return self._visualisers[method]
-
-    def _to_input_size(self, cams) -> np.ndarray:
-        import tensorflow as tf
-
-        cams = tf.convert_to_tensor(np.asarray(cams, np.float32))[..., tf.newaxis]
-        return tf.image.resize(cams, (self.size, self.size), method="bilinear")[..., 0].numpy()
 
 
 def grad_cam_function(model, cam_layer: str, extra_outputs=()):
@@ -249,11 +287,26 @@ def grad_cam_function(model, cam_layer: str, extra_outputs=()):
         gradients = tape.gradient(score, features)
         weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         cams = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
-        cams = tf.image.resize(cams, (size, size), method="bilinear")[..., 0]
-        peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
-        return (tf.nn.softmax(logits), tf.math.divide_no_nan(cams, peak), *extras)
+        return (tf.nn.softmax(logits), finish_maps_in_graph(cams, size), *extras)
 
     return classify_and_explain
+
+
+def graph_function(method: str, model, cam_layer: str | None):
+    """``(images, class_index) -> (probabilities, heatmaps)``, uncompiled, for a method of
+    :data:`TRACEABLE_METHODS`: what :mod:`core.export` traces into a SavedModel.
+
+    Raises:
+        ValueError: for a method computed outside one graph (tf-keras-vis's), or Grad-CAM without a
+            CAM layer.
+    """
+    source = method_info(method).source
+    if source == FROM_FORWARD_PASS:
+        return fracture_map_function(model)
+    if source == FROM_GRADCAM_PASS and cam_layer is not None:
+        return grad_cam_function(model, cam_layer)
+    raise ValueError(f"{METHODS[method]} cannot be traced into one graph; only "
+                     f"{' and '.join(METHODS[key] for key in TRACEABLE_METHODS)} can")
 
 
 def _compile_grad_cam_pass(model, cam_layer: str, extra_outputs=()):
@@ -283,17 +336,12 @@ def maps_from_cells(cell_logits: np.ndarray, size: int, class_index: int = FRACT
     """Heatmaps (N, size, size) from cell logits (N, g, g, 1): each cell's P(fractured)
     (P(not fractured) for class 0), resized bilinearly to the input as Grad-CAM is, divided by
     its own peak. The one definition: the classifier's fused pass and the explainer both use it."""
-    import cv2
-
     sign = 1.0 if class_index == FRACTURED else -1.0
     logits = np.asarray(cell_logits, np.float32)[..., 0]
     # float32 sigmoid; e^x may overflow to inf for a very negative logit, which gives 0 as it should.
     with np.errstate(over="ignore"):
         probabilities = (1.0 / (1.0 + np.exp(-sign * logits))).astype(np.float32)
-    # OpenCV's bilinear resize samples at half-pixel centres, as tf.image.resize does (equal to
-    # about 1e-7), without eager TensorFlow ops: about 1.3 ms less per upload.
-    resized = [cv2.resize(cells, (size, size), interpolation=cv2.INTER_LINEAR) for cells in probabilities]
-    return _normalise(np.stack(resized) if resized else np.zeros((0, size, size), np.float32))
+    return finish_maps(probabilities, size)
 
 
 def fracture_map_function(model):
@@ -313,9 +361,7 @@ def fracture_map_function(model):
     def classify_and_explain(images, class_index):
         probabilities, cell_logits = both(images, training=False)
         sign = tf.where(tf.equal(class_index, FRACTURED), 1.0, -1.0)
-        maps = tf.image.resize(tf.sigmoid(sign * cell_logits), (size, size), method="bilinear")[..., 0]
-        peak = tf.reduce_max(maps, axis=(1, 2), keepdims=True)
-        return probabilities, tf.math.divide_no_nan(maps, peak)
+        return probabilities, finish_maps_in_graph(tf.sigmoid(sign * cell_logits), size)
 
     return classify_and_explain
 
@@ -331,9 +377,35 @@ def _compile_fracture_cells(model):
     return tf.function(lambda images: cells(images, training=False), input_signature=signature, autograph=False)
 
 
-def _normalise(maps) -> np.ndarray:
-    """float32 (N, S, S): NaN/inf -> 0, negatives -> 0, each map divided by its own peak."""
+def finish_maps(maps, size: int) -> np.ndarray:
+    """The one post-processing step of every map computed outside a TensorFlow graph: float32
+    (N, size, size), resized bilinearly to the model input where it is coarser, NaN/inf and
+    negatives set to 0, each map divided by its own peak (an all-zero map stays zero).
+
+    :func:`finish_maps_in_graph` is the same step for the compiled and exported graphs.
+    """
+    import cv2
+
     maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if maps.shape[1:] != (size, size):
+        # OpenCV's bilinear resize samples at half-pixel centres, as tf.image.resize does (equal to
+        # about 1e-7), without eager TensorFlow ops: about 1.3 ms less per upload.
+        resized = [cv2.resize(one, (size, size), interpolation=cv2.INTER_LINEAR) for one in maps]
+        maps = np.stack(resized) if resized else np.zeros((0, size, size), np.float32)
+    return _normalise(maps)
+
+
+def finish_maps_in_graph(maps, size: int):
+    """:func:`finish_maps` in TensorFlow, for maps (N, g, g, 1) already non-negative: resized
+    bilinearly to (N, size, size) and each divided by its own peak."""
+    import tensorflow as tf
+
+    maps = tf.image.resize(maps, (size, size), method="bilinear")[..., 0]
+    return tf.math.divide_no_nan(maps, tf.reduce_max(maps, axis=(1, 2), keepdims=True))
+
+
+def _normalise(maps: np.ndarray) -> np.ndarray:
+    """float32 (N, S, S): negatives -> 0, each map divided by its own peak."""
     maps = np.maximum(maps, 0.0)
     peaks = maps.max(axis=(1, 2), keepdims=True)
     # An all-zero map (no evidence for the class) stays zero instead of dividing by zero.

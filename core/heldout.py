@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.metrics import operating_point
+from core.metrics import OperatingPoint, operating_point
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class HeldOutPredictions:
         return cls(split, np.array([int(row["label"]) for row in members]),
                    np.array([float(row["probability_fractured"]) for row in members]))
 
-    def at_threshold(self, threshold: float) -> dict:
+    def at_threshold(self, threshold: float) -> OperatingPoint:
         """Sensitivity, specificity, PPV, NPV and counts at ``threshold`` (see core.metrics)."""
         return operating_point(self.labels, self.probabilities, threshold)
 
@@ -44,11 +44,11 @@ def percent(value: float | None, missing: str = "–") -> str:
     return missing if value is None else f"{100 * value:.1f}%"
 
 
-def describe_costs(point: dict) -> str:
-    """A threshold's cost in words, e.g. "catches 98 of 111 fractures; 181 false alarms in 506 normals"."""
-    alarms = "false alarm" if point["fp"] == 1 else "false alarms"
-    return (f"catches {point['tp']} of {point['n_positive']} fractures; "
-            f"{point['fp']} {alarms} in {point['n_negative']} normals")
+def describe_costs(point: OperatingPoint) -> str:
+    """A threshold's cost in words, e.g. "catches 96 of 111 fractures; 128 false alarms in 506 normals"."""
+    alarms = "false alarm" if point.fp == 1 else "false alarms"
+    return (f"catches {point.tp} of {point.n_positive} fractures; "
+            f"{point.fp} {alarms} in {point.n_negative} normals")
 
 
 def region_group(region: str) -> str:

@@ -8,7 +8,9 @@ thresholds) live in :mod:`training.metrics`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit, logit
@@ -64,15 +66,55 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def operating_point(labels, probabilities, threshold: float) -> dict:
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Confusion-matrix figures at one threshold (fractured iff probability >= threshold).
+
+    A ratio whose denominator is zero (PPV with no predicted positives, sensitivity with no
+    fractured images) is None rather than NaN, so :meth:`as_dict` stays valid JSON.
+    """
+
+    threshold: float
+    sensitivity: float | None
+    specificity: float | None
+    ppv: float | None
+    npv: float | None
+    f1: float | None
+    accuracy: float
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+    @property
+    def n_positive(self) -> int:
+        return self.tp + self.fn
+
+    @property
+    def n_negative(self) -> int:
+        return self.tn + self.fp
+
+    @property
+    def predicted_fractured(self) -> int:
+        return self.tp + self.fp
+
+    @property
+    def predicted_normal(self) -> int:
+        return self.tn + self.fn
+
+    def as_dict(self) -> dict:
+        """The JSON form ``training.evaluate`` stores in ``metrics.json`` (counts included)."""
+        return {**dataclasses.asdict(self), "n_positive": self.n_positive, "n_negative": self.n_negative}
+
+    @classmethod
+    def from_counts(cls, threshold: float, tp: int, fp: int, tn: int, fn: int) -> "OperatingPoint":
+        return cls(threshold=threshold, sensitivity=_ratio(tp, tp + fn), specificity=_ratio(tn, tn + fp),
+                   ppv=_ratio(tp, tp + fp), npv=_ratio(tn, tn + fn), f1=_ratio(2 * tp, 2 * tp + fp + fn),
+                   accuracy=(tp + tn) / (tp + fp + tn + fn), tp=tp, fp=fp, tn=tn, fn=fn)
+
+
+def operating_point(labels, probabilities, threshold: float) -> OperatingPoint:
     """Confusion-matrix metrics at one threshold (fractured iff probability >= threshold).
-
-    Ratios whose denominator is zero (e.g. ppv with no predicted positives, sensitivity with no
-    fractured images) are None rather than NaN so the result stays valid JSON.
-
-    Returns:
-        {"threshold", "sensitivity", "specificity", "ppv", "npv", "f1", "accuracy",
-         "tp", "fp", "tn", "fn", "n_positive", "n_negative"}.
 
     Raises:
         ValueError: On invalid inputs or a threshold that is not a finite number in [0, 1].
@@ -85,11 +127,7 @@ def operating_point(labels, probabilities, threshold: float) -> dict:
     tp = int(np.count_nonzero(predicted & fractured))
     fp = int(np.count_nonzero(predicted & ~fractured))
     fn = int(np.count_nonzero(fractured)) - tp
-    tn = len(y) - tp - fp - fn
-    return {"threshold": t, "sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp),
-            "ppv": _ratio(tp, tp + fp), "npv": _ratio(tn, tn + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-            "accuracy": (tp + tn) / len(y), "tp": tp, "fp": fp, "tn": tn, "fn": fn,
-            "n_positive": tp + fn, "n_negative": tn + fp}
+    return OperatingPoint.from_counts(t, tp, fp, len(y) - tp - fp - fn, fn)
 
 
 def apply_temperature(probabilities, temperature: float) -> np.ndarray:

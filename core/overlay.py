@@ -82,17 +82,6 @@ def _filled(contour: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return canvas
 
 
-def draw_outlines(rgb: np.ndarray, outlines: tuple[Outline, ...], *, colour: tuple[int, int, int] = (255, 255, 255),
-                  thickness: int = 2) -> np.ndarray:
-    """A copy of a uint8 RGB image (H, W, 3) with ``outlines`` (in its pixel coordinates) drawn on it."""
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
-        raise ValueError(f"expected a uint8 (H, W, 3) image; got {rgb.dtype} {rgb.shape}")
-    drawn = rgb.copy()
-    polygons = [np.round(np.column_stack([outline.x, outline.y])).astype(np.int32) for outline in outlines]
-    cv2.polylines(drawn, polygons, isClosed=True, color=colour, thickness=thickness, lineType=cv2.LINE_AA)
-    return drawn
-
-
 def colour_scale(colormap: str, steps: int = 11) -> tuple[tuple[float, str], ...]:
     """``colormap`` as ``(position, "rgb(r, g, b)")`` stops from 0 to 1, from the same table the
     overlay blends with, so a colour bar drawn from it matches the overlay's colours.

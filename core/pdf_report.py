@@ -25,6 +25,7 @@ import numpy as np
 from core.reports import VERDICT_TEXT
 from core.heatmaps import DEFAULT_METHOD, METHODS
 from core.heldout import describe_costs, percent
+from core.metrics import OperatingPoint
 from core.overlay import fit_for_display
 from core.thresholds import FRACTURED_DECISION, PRESETS, OperatingThresholds, decide
 from core.triage import BAND_COLOURS, BAND_MEANING, BAND_TEXT, BANDS, TriageBands, shown_comparison, shown_decimals
@@ -149,10 +150,10 @@ def threshold_label(thresholds: OperatingThresholds, threshold: float) -> str:
     return next((preset.label for preset in PRESETS if preset.name == name), CUSTOM_THRESHOLD)
 
 
-def test_cost_sentence(point: dict) -> str:
+def test_cost_sentence(point: OperatingPoint) -> str:
     """A threshold's cost on the test split from :meth:`core.heldout.HeldOutPredictions.at_threshold`."""
-    return (f"On the held-out test split: sensitivity {percent(point['sensitivity'])}, specificity "
-            f"{percent(point['specificity'])} ({describe_costs(point)}).")
+    return (f"On the held-out test split: sensitivity {percent(point.sensitivity)}, specificity "
+            f"{percent(point.specificity)} ({describe_costs(point)}).")
 
 
 test_cost_sentence.__test__ = False  # a public helper named "test_…", not a pytest test

@@ -1,9 +1,8 @@
 """The classifier served elsewhere: a client of the Ray Serve deployment (``serving/deployment.py``)
 that the app uses in place of :class:`~core.classifier.FractureClassifier` when a setting names it.
 
-:class:`RemoteClassifier` offers what the pages use of the in-process classifier (``classify``,
-``explainer.explain``, ``explainer.methods``, ``default_heatmap``, ``version``, ``preprocess_config``,
-``thresholds``, ``warm_up``) and gives the same :class:`~core.classifier.ImageResult`:
+:class:`RemoteClassifier` meets the interface the pages use of the in-process classifier
+(:class:`core.classifier.Classifier`) and gives the same :class:`~core.classifier.ImageResult`:
 P(fractured), the radiograph check, the model input and the heatmap come from the server, bit for
 bit (floats travel as their raw bytes); only the picture shown is decoded here, by the same reader,
 so an unreadable upload gets the same message either way.
@@ -28,13 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.classifier import ImageResult
+from core.config import FRACTURED
 from core.heatmaps import check_method
 from core.imaging import MAX_FILE_BYTES, ImageReadError, decode_image
 from core.imaging.sources import load_bytes
 from core.overlay import encode_png
-from core.preprocessing import PreprocessConfig
+from core.metadata import ModelMetadata
 from core.radiograph_check import RadiographCheck
-from core.thresholds import OperatingThresholds
 
 # Long enough for the slowest heatmap method (SmoothGrad, about 1 s per image on 2 CPU cores)
 # behind a queue of other users' requests; short enough that a dead server is reported while
@@ -140,19 +139,22 @@ def model_input_png(model_input: np.ndarray) -> bytes:
 # --- the client -----------------------------------------------------------------------------------
 
 class RemoteExplainer:
-    """``explain`` and ``methods`` of :class:`~core.heatmaps.HeatmapExplainer`, computed by the server."""
+    """``explain`` and ``methods`` of :class:`~core.heatmaps.HeatmapExplainer`, computed by the server
+    (a :class:`core.classifier.Explainer`)."""
 
     def __init__(self, client: "RemoteClassifier", methods: tuple[str, ...]):
         self._client = client
-        self.methods = methods  # the keys of core.heatmaps.METHODS the served model can draw
+        self.methods = methods  # the keys of core.heatmaps.REGISTRY the served model can draw
 
-    def explain(self, model_inputs: np.ndarray, method: str | None = None) -> np.ndarray:
+    def explain(self, model_inputs: np.ndarray, method: str | None = None,
+                class_index: int = FRACTURED) -> np.ndarray:
         """Heatmaps of the evidence for "fractured" (see :meth:`core.heatmaps.HeatmapExplainer.explain`).
 
         Args:
             model_inputs: uint8 (N, S, S, 1) preprocessed images (``ImageResult.model_input``).
-            method: a key of :data:`core.heatmaps.METHODS`; by default the served model's
+            method: a key of :data:`core.heatmaps.REGISTRY`; by default the served model's
                 ``default_heatmap``.
+            class_index: the output to explain (1 = fractured, 0 = not fractured).
 
         Returns:
             float32 (N, S, S) in [0, 1].
@@ -162,7 +164,8 @@ class RemoteExplainer:
             RemoteServingError: if the server cannot be reached or fails.
         """
         method = check_method(method or self._client.default_heatmap)
-        maps = [self._client.post_json(EXPLAIN_ROUTE, model_input_png(model_input), method=method)["heatmap"]
+        maps = [self._client.post_json(EXPLAIN_ROUTE, model_input_png(model_input), method=method,
+                                       class_index=str(int(class_index)))["heatmap"]
                 for model_input in np.asarray(model_inputs)]
         return np.stack([decode_array(heatmap, np.float32) for heatmap in maps])
 
@@ -174,13 +177,13 @@ class RemoteClassifier:
     share between threads: every call is its own HTTP request.
     """
 
-    def __init__(self, url: str, metadata: dict, heatmaps: ServedHeatmaps, *,
+    def __init__(self, url: str, metadata: ModelMetadata | dict, heatmaps: ServedHeatmaps, *,
                  timeout_s: float = DEFAULT_TIMEOUT_S):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
-        self.metadata = metadata
-        self.preprocess_config = PreprocessConfig.from_dict(metadata["preprocessing"])
-        self.thresholds = OperatingThresholds.from_metadata(metadata)
+        self.metadata = ModelMetadata.parse(metadata, where=f"the metadata of the fracture server at {self.url}")
+        self.preprocess_config = self.metadata.preprocessing
+        self.thresholds = self.metadata.thresholds
         self.default_heatmap = heatmaps.default  # what the server's answers carry
         self.explainer = RemoteExplainer(self, heatmaps.methods)
 
@@ -197,7 +200,8 @@ class RemoteClassifier:
 
         Raises:
             ValueError: for a URL that is not http(s)://host..., or a server that names a heatmap
-                method this client does not know.
+                method this client does not know or sends metadata with a field missing or mistyped
+                (:class:`core.metadata.MetadataError`).
             RemoteServingError: if the server cannot be reached, fails, or serves another model.
         """
         parts = urllib.parse.urlsplit(url)
@@ -213,18 +217,20 @@ class RemoteClassifier:
 
     @property
     def version(self) -> str:
-        return self.metadata.get("model_version", "unknown")
+        return self.metadata.model_version
 
     def warm_up(self, heatmap: str | None = None) -> None:
         """Nothing to do here: each replica of the deployment warms its own model when it starts."""
 
-    def classify(self, source, *, heatmap: str | None = None) -> ImageResult:
+    def classify(self, source, *, heatmap: str | None = None, class_index: int = FRACTURED) -> ImageResult:
         """Reads ``source`` here (for the picture and the reader's checks) and classifies it on the server.
 
         Args:
             source: file bytes or a path.
-            heatmap: a key of :data:`core.heatmaps.METHODS`, or None. The server's answer always
-                carries the model's :attr:`default_heatmap`; another method is one more request.
+            heatmap: a key of :data:`core.heatmaps.REGISTRY`, or None. The server's answer always
+                carries the model's :attr:`default_heatmap` for "fractured"; another method or
+                class is one more request.
+            class_index: the class the heatmap explains (1 = fractured).
 
         Raises:
             core.imaging.ImageReadError: if the source is not a readable image.
@@ -238,9 +244,9 @@ class RemoteClassifier:
         result = result_from_payload(self.post_json(RESULT_ROUTE, data), image)
         if heatmap is None:
             return dataclasses.replace(result, heatmap=None, heatmap_method=None)
-        if heatmap != result.heatmap_method:
-            return dataclasses.replace(result, heatmap=self.explainer.explain(result.model_input[None], heatmap)[0],
-                                       heatmap_method=heatmap)
+        if heatmap != result.heatmap_method or class_index != FRACTURED:
+            explained = self.explainer.explain(result.model_input[None], heatmap, class_index)[0]
+            return dataclasses.replace(result, heatmap=explained, heatmap_method=heatmap)
         return result
 
     def post_json(self, route: str, body: bytes, **query: str) -> dict:

@@ -1,8 +1,11 @@
 """About: for a clinician first, in one screen (what it is, how to read it, the data and the
 limits); the model card and the retrain commands below, folded away."""
 
+from collections.abc import Mapping
+
 import streamlit as st
 
+from core.evaluation import ModelMetrics, PointingFigures
 from core.heatmaps import METHODS
 from core.heldout import describe_costs
 from core.thresholds import PRESETS
@@ -49,17 +52,17 @@ def disclaimer_ui() -> None:
                "A radiologist reads the image.", icon="⚠️")
 
 
-def what_it_is_ui(metrics: dict, default_costs: str) -> None:
-    test = metrics["splits"]["test"]
-    auroc = test["auroc"]
+def what_it_is_ui(metrics: ModelMetrics, default_costs: str) -> None:
+    test = metrics.split("test")
+    auroc = test.auroc.auroc
     st.markdown(f"A convolutional neural network reads one bone X-ray (hand, leg, hip or shoulder) and gives the "
                 f"probability of a fracture, a triage band and a heatmap of where it looked. On "
-                f"{test['n']} held-out test radiographs it ranks a fractured image above a normal one "
-                f"{100 * auroc['auroc']:.0f}% of the time (AUROC {auroc['auroc']:.3f}); at the default "
+                f"{test.n} held-out test radiographs it ranks a fractured image above a normal one "
+                f"{100 * auroc:.0f}% of the time (AUROC {auroc:.3f}); at the default "
                 f"threshold it {default_costs}.")
 
 
-def how_to_read_ui(bands: TriageBands, localisation: dict | None, default_heatmap: str) -> None:
+def how_to_read_ui(bands: TriageBands, localisation: Mapping[str, PointingFigures], default_heatmap: str) -> None:
     """The verdict's bands, the threshold, and the heatmap: which method this model draws first
     and how far its peak is to be trusted, as measured."""
     st.subheader("How to read a result")
@@ -111,7 +114,7 @@ def main() -> None:
     metrics = state.load_metrics()
     default = state.load_held_out("test").at_threshold(thresholds[APP_START_PRESET])
     what_it_is_ui(metrics, describe_costs(default))
-    how_to_read_ui(TriageBands.from_thresholds(thresholds), metrics.get("localisation"), state.default_heatmap())
+    how_to_read_ui(TriageBands.from_thresholds(thresholds), metrics.localisation, state.default_heatmap())
     data_and_limits_ui()
     developer_ui(state.load_model_card())
 

@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.classifier import ImageResult
 from core.reports import VERDICT_TEXT, BatchRow, results_csv
-from core.heatmaps import METHODS, SLOW_METHODS
+from core.heatmaps import METHODS, REGISTRY
 from core.imaging import SUPPORTED_FORMATS, ImageReadError
 from core.overlay import encode_png, fit_for_display, overlay_on_original, shown_opacity
 from core.pdf_report import BatchReport, ReportContext, UnreadableFile, batch_image, batch_report_pdf
@@ -197,7 +197,7 @@ def heatmap_method_ui() -> str:
 def images_ui(item: BatchItem, position: int, method: str, threshold: float, columns: list) -> None:
     """The row's X-ray and its heatmap overlay, faded when the image is not flagged."""
     flagged = item.result.decision(threshold) == FRACTURED_DECISION
-    slow = method in SLOW_METHODS
+    slow = REGISTRY[method].slow
     with st.spinner(f"Computing {METHODS[method]}{' (slow on CPU)' if slow else ''}…", show_time=slow):
         overlay = state.overlay_png(item.data, method, shown_opacity(OPACITY, flagged), COLORMAP)
     left, right = columns

@@ -16,7 +16,7 @@ import streamlit as st
 
 from core.classifier import ImageResult
 from core.reports import VERDICT_TEXT, verdict_report
-from core.heatmaps import METHODS, SLOW_METHODS
+from core.heatmaps import METHODS, REGISTRY
 from core.imaging import SUPPORTED_FORMATS, ImageReadError
 from core.imaging.windowing import Window, WindowableImage, window_presets
 from core.overlay import OUTLINE_LEVEL, overlay_on_original, shown_opacity
@@ -37,12 +37,6 @@ UPLOADER_LABEL = f"Drop one or more X-rays ({', '.join(SUPPORTED_FORMATS)})"
 TITLE_ANCHOR = "bone-fracture-detection"
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 MANUAL_WINDOW = "Manual"
-# What a method other than the default adds per image, measured on a shared 2-core CPU
-# (core/heatmaps.py); the fracture map is one forward pass, and only a model with one offers it.
-EXTRA_SECONDS = {"fracturemap": "a few ms", "gradcam": "a few ms", "gradcam++": "about 0.05 s",
-                 "layercam": "about 0.05 s", "scorecam": "about 0.2 s (its faster variant)",
-                 "smoothgrad": "about 1 s"}
-
 HOW_TO_READ = (
     "**The verdict** gives P(fractured) and a triage band: red *fracture* (the model is confident), "
     "amber *doubt* (look closely), green *no fracture*.",
@@ -117,7 +111,7 @@ def heatmap_controls_ui(file_id: str, has_boxes: bool) -> HeatmapStyle:
 def method_help(default: str, methods: tuple[str, ...]) -> str:
     """The method box's help: which heatmap is this model's default (free: it comes with the
     verdict), and what each other one of ``methods`` costs."""
-    others = ", ".join(f"{METHODS[method]} {EXTRA_SECONDS[method]}" for method in methods if method != default)
+    others = ", ".join(f"{REGISTRY[method].label} {REGISTRY[method].cost}" for method in methods if method != default)
     return (f"Each explains the 'fractured' output. {METHODS[default]}, this model's default, comes with the "
             f"verdict; the others take, per image on CPU: {others}.")
 
@@ -141,8 +135,8 @@ def window_ui(windowable: WindowableImage | None, file_id: str) -> Window | None
 
 
 def viewer_ui(data: bytes, file_id: str, style: HeatmapStyle, flagged: bool, window: Window | None) -> None:
-    slow = style.method in SLOW_METHODS
-    label = METHODS[style.method]
+    slow = REGISTRY[style.method].slow
+    label = REGISTRY[style.method].label
     with st.spinner(f"Computing {label}{' (slow on CPU)' if slow else ''}…", show_time=slow):
         heatmap = viewer.image_heatmap(data, style.method)
     picture = viewer.xray_picture(data, window)
@@ -166,7 +160,7 @@ def heatmap_caption(method: str, flagged: bool, *, boxes: bool = False) -> str:
                 "scaled to its own peak, so even a clear normal has a hot spot.")
     if boxes:
         seen += " Green dashed: the radiologists' fracture box."
-    return f"{seen} {localisation_sentence(state.load_metrics().get('localisation'), method)}".strip()
+    return f"{seen} {localisation_sentence(state.load_metrics().localisation, method)}".strip()
 
 
 def sample_boxes(data: bytes) -> tuple:

@@ -16,9 +16,10 @@ Each replica loads the model once. Routes, under the application's route prefix:
   as the app computes it in-process, by ``FractureClassifier.classify`` (whose answer equals the
   batch path's bit for bit: ``core.classifier.MIN_BATCH_ROWS``): the app's answers are the same
   either way. Not batched: the app asks for one upload at a time and wants its full result.
-* ``POST /explain?method=``, body: a preprocessed model input as a grey PNG
+* ``POST /explain?method=&class_index=``, body: a preprocessed model input as a grey PNG
   (:func:`core.remote.model_input_png`). ``{"method", "heatmap"}``, the map as raw float32; by
-  default the model's default heatmap. A method this model cannot draw is a 400.
+  default the model's default heatmap for "fractured" (class_index 1). A method this model cannot
+  draw, or a class other than 0 or 1, is a 400.
 * ``GET /metadata``: the model's metadata (version, thresholds, preprocessing...).
 * ``GET /heatmaps``: the model's default heatmap, which ``/predict`` and ``/result`` carry, and the
   methods ``/explain`` draws (:class:`core.remote.ServedHeatmaps`).
@@ -45,7 +46,7 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 
 from core.classifier import FractureClassifier
-from core.config import MODELS_DIR
+from core.config import FRACTURED, MODELS_DIR
 from core.heatmaps import check_method
 from core.imaging import MAX_FILE_BYTES, ImageReadError, read_image
 from core.imaging.common import too_many_bytes
@@ -136,15 +137,18 @@ class FractureDeployment:
         return JSONResponse(result_payload(result))
 
     @http_app.post("/explain")
-    async def explain(self, request: Request, method: str | None = None) -> JSONResponse:
+    async def explain(self, request: Request, method: str | None = None, class_index: int = FRACTURED) -> JSONResponse:
         method = self._drawable(method or self.classifier.default_heatmap)
+        if class_index not in (0, 1):
+            raise RequestError(400, f"class_index must be 0 (not fractured) or 1 (fractured); got {class_index}")
         model_input = self._model_input(await read_body(request))
-        heatmaps = await asyncio.to_thread(self.classifier.explainer.explain, model_input[np.newaxis], method)
+        heatmaps = await asyncio.to_thread(self.classifier.explainer.explain, model_input[np.newaxis], method,
+                                           class_index)
         return JSONResponse({"method": method, "heatmap": encode_array(heatmaps[0])})
 
     @http_app.get("/metadata")
     async def metadata(self) -> JSONResponse:
-        return JSONResponse(self.classifier.metadata)
+        return JSONResponse(dict(self.classifier.metadata.raw))
 
     @http_app.get("/heatmaps")
     async def heatmaps(self) -> JSONResponse:

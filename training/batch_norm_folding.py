@@ -143,8 +143,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="FracAtlas (its val split is the check)")
     args = parser.parse_args(argv)
 
-    metadata = artifacts.load_metadata(args.model_dir)
-    model = artifacts.load_network(args.model_dir, metadata)
+    metadata = artifacts.read_metadata_json(args.model_dir)
+    model = artifacts.load_network(args.model_dir, artifacts.load_metadata(args.model_dir))
     norms = count_batch_norms(model)
     if norms == 0:
         print(f"{args.model_dir}: no batch norm left to fold")

@@ -25,6 +25,7 @@ from core.heldout import region_group
 from training.config import DEFAULT_DATA_DIR
 from training.data import load_arrays, load_index, split_hash
 from training.metrics import summarise
+from training.localisation import localisation_by_method
 
 REPORTED_SPLITS = ("val", "test")
 SUBGROUP_BOOTSTRAP = 500
@@ -84,9 +85,9 @@ def write_report(model_dir: Path, metrics: dict, rows: list[dict]) -> None:
     recompute them; a stale figure for another model is dropped)."""
     path = Path(model_dir) / METRICS_FILENAME
     previous = json.loads(path.read_text()) if path.exists() else {}
-    localisation = previous.get("localisation")
-    if localisation and localisation.get("model_version") == metrics.get("model_version") and "localisation" not in metrics:
-        metrics = {**metrics, "localisation": localisation}
+    kept = localisation_by_method(previous.get("localisation"), metrics.get("model_version"))
+    if kept and "localisation" not in metrics:
+        metrics = {**metrics, "localisation": {"methods": kept}}
     path.write_text(json.dumps(metrics, indent=2) + "\n")
     with open(Path(model_dir) / PROBABILITIES_FILENAME, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    expected_hash = classifier.metadata.get("data", {}).get("split_hash")
+    expected_hash = classifier.metadata.split_hash
     if expected_hash and expected_hash != split_hash(samples):
         print("warning: this data set's split differs from the one the model was trained on",
               file=sys.stderr)

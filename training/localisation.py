@@ -111,15 +111,26 @@ def summarise_scores(scores: list[dict], *, split: str, model_version: str, meth
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
+def localisation_by_method(stored: dict | None, model_version: str) -> dict:
+    """The ``"localisation"`` entries of ``metrics.json`` about ``model_version``, by method (older
+    files hold one method's figures at the top level; figures of another model are dropped)."""
+    if not stored:
+        return {}
+    entries = {stored["method"]: stored} if "method" in stored else stored.get("methods", {})
+    return {method: entry for method, entry in entries.items() if entry.get("model_version") == model_version}
+
+
 def store_summary(model_dir: Path, summary: dict) -> None:
-    """Merges ``summary`` into ``metrics.json`` under ``"localisation"``, keeping every other key.
+    """Stores ``summary`` in ``metrics.json`` under ``"localisation"`` → ``"methods"`` → its method,
+    keeping the other methods measured on the same model and every other key.
 
     Raises:
         FileNotFoundError: if the model has no ``metrics.json`` yet (run ``training.evaluate`` first).
     """
     path = Path(model_dir) / METRICS_FILENAME
     metrics = json.loads(path.read_text())
-    metrics["localisation"] = summary
+    methods = localisation_by_method(metrics.get("localisation"), summary["model_version"])
+    metrics["localisation"] = {"methods": {**methods, summary["method"]: summary}}
     path.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
@@ -153,11 +164,9 @@ def main(argv=None) -> int:
     print(f"  heatmap mass inside boxes: mean {summary['mean_mass_inside']:.1%}; "
           f"boxes cover {summary['mean_box_area']:.1%} of the image on average "
           "(what an even heatmap would score)")
-    if not args.no_write and method != classifier.default_heatmap:
-        print("  not stored: metrics.json keeps the figure of the heatmap the app shows by default")
-    elif not args.no_write:
+    if not args.no_write:
         store_summary(args.model_dir, summary)
-        print(f"  stored under \"localisation\" in {Path(args.model_dir) / METRICS_FILENAME}")
+        print(f"  stored under \"localisation\" for {method} in {Path(args.model_dir) / METRICS_FILENAME}")
     return 0
 
 

@@ -223,7 +223,7 @@ def summarise(labels, probabilities, thresholds: Mapping[str, float], *, n_boots
     return {
         "n": len(y), "n_positive": n_pos,
         "auroc": auroc_with_ci(y, p, n_bootstrap=n_bootstrap, seed=seed) if both else None,
-        "operating_points": {str(k): operating_point(y, p, t) for k, t in thresholds.items()},
+        "operating_points": {str(k): operating_point(y, p, t).as_dict() for k, t in thresholds.items()},
         "ece": expected_calibration_error(y, p), "reliability": reliability_curve(y, p),
         "roc": roc_points(y, p) if both else None,
     }

@@ -20,7 +20,9 @@ import streamlit as st
 from core import artifacts
 from core.classifier import FractureClassifier, ImageResult
 from core.config import MODELS_DIR, PROJECT_DIR
+from core.evaluation import ModelMetrics
 from core.heldout import HeldOutPredictions
+from core.metadata import ModelMetadata
 from core.overlay import encode_png, overlay_on_original
 from core.pdf_report import ReportContext, test_cost_sentence, threshold_label
 from core.remote import RemoteClassifier, RemoteServingError
@@ -216,7 +218,7 @@ def load_classifier() -> FractureClassifier | RemoteClassifier:
         classifier.warm_up()  # the model's default heatmap, which classify_upload asks for
         return classifier
     try:
-        return RemoteClassifier.connect(url, expected_version=load_metadata().get("model_version"))
+        return RemoteClassifier.connect(url, expected_version=load_metadata().model_version)
     except (RemoteServingError, ValueError) as error:
         stop_for_serving_error(error)
 
@@ -228,7 +230,7 @@ def default_heatmap() -> str:
 
 
 def heatmap_methods() -> tuple[str, ...]:
-    """The keys of :data:`core.heatmaps.METHODS` the model can draw, in that order (the fracture
+    """The keys of :data:`core.heatmaps.REGISTRY` the model can draw, in that order (the fracture
     map only for a model that has one)."""
     return tuple(load_classifier().explainer.methods)
 
@@ -254,13 +256,13 @@ def load_held_out(split: str = "test") -> HeldOutPredictions:
     return HeldOutPredictions.from_rows(load_probability_rows(), split)  # probabilities.csv is read once
 
 
-@st.cache_data(show_spinner=False)
-def load_metadata() -> dict:
+@st.cache_resource(show_spinner=False)  # frozen records, shared read-only by every session
+def load_metadata() -> ModelMetadata:
     return artifacts.load_metadata(MODEL_DIR)
 
 
-@st.cache_data(show_spinner=False)
-def load_metrics() -> dict:
+@st.cache_resource(show_spinner=False)
+def load_metrics() -> ModelMetrics:
     return artifacts.load_metrics(MODEL_DIR)
 
 

@@ -4,9 +4,11 @@ phones), the triage band strip, and text shown as typed."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import streamlit as st
 
+from core.evaluation import PointingFigures
 from core.heatmaps import METHODS
 from core.heldout import describe_costs, percent
 from core.radiograph_check import RadiographCheck
@@ -105,12 +107,12 @@ def held_out_costs_ui(threshold: float, split: str | None = None) -> None:
     performance page shows, by default), in the sidebar, naming the split."""
     split = split or state.held_out_split()
     point = state.load_held_out(split).at_threshold(threshold)
-    st.sidebar.markdown(f"**On the {SPLIT_NAMES[split]}** ({point['n_positive'] + point['n_negative']} images):")
+    st.sidebar.markdown(f"**On the {SPLIT_NAMES[split]}** ({point.n_positive + point.n_negative} images):")
     left, right = st.sidebar.columns(2)
-    left.metric("Sensitivity", percent(point["sensitivity"]), help="Fractures called a fracture")
-    right.metric("Specificity", percent(point["specificity"]), help="Normals called normal")
-    left.metric("PPV", percent(point["ppv"]), help="Of the images called a fracture, how many are")
-    right.metric("NPV", percent(point["npv"]), help="Of the images called normal, how many are")
+    left.metric("Sensitivity", percent(point.sensitivity), help="Fractures called a fracture")
+    right.metric("Specificity", percent(point.specificity), help="Normals called normal")
+    left.metric("PPV", percent(point.ppv), help="Of the images called a fracture, how many are")
+    right.metric("NPV", percent(point.npv), help="Of the images called normal, how many are")
     st.sidebar.caption(describe_costs(point).capitalize() + ".")  # the sidebar's last caption (tests/e2e)
 
 
@@ -134,18 +136,18 @@ def heatmap_method_select(key: str, help_text: str, container=st) -> str:
                                format_func=METHODS.get, key=key, help=help_text)
 
 
-def localisation_sentence(figures: dict | None, method: str) -> str:
+def localisation_sentence(measured: Mapping[str, PointingFigures], method: str) -> str:
     """How far to trust ``method``'s heatmap: the pointing game of ``python -m training.localisation``
-    (``metrics.json["localisation"]``), naming the method it measured and saying so when that is
-    not ``method``; empty where nothing was measured."""
-    if not figures or not figures.get("n_images"):
+    for that method, or, where it was not measured, for a method that was (saying so); empty where
+    nothing was measured."""
+    figures = measured.get(method) or next(iter(measured.values()), None)
+    if figures is None or not figures.n_images:
         return ""
-    hits, count, measured = figures["peak_inside_box"], figures["n_images"], figures["method"]
-    found = (f"its peak fell inside the radiologists' box in {hits} ({hits / count:.0%}) of {count} "
-             f"fractured {figures['split']} images")
-    if measured == method:
+    found = (f"its peak fell inside the radiologists' box in {figures.peak_inside_box} ({figures.hit_rate:.0%}) "
+             f"of {figures.n_images} fractured {figures.split} images")
+    if figures.method == method:
         return f"How far to trust {METHODS[method]}: {found}."
-    return f"How far to trust it: not measured for {METHODS[method]}; for {METHODS[measured]}, {found}."
+    return f"How far to trust it: not measured for {METHODS[method]}; for {METHODS[figures.method]}, {found}."
 
 
 def band_alert(band: str, body: str) -> None:

@@ -35,7 +35,7 @@ def test_the_first_screen_says_what_it_is_how_to_read_it_and_its_limits(app):
     first_screen = _text(block for block in app.main.markdown if block not in _folded(app))
     thresholds = load_thresholds()
     bands = TriageBands.from_thresholds(thresholds)
-    assert f"{load_metrics()['splits']['test']['auroc']['auroc']:.3f}" in first_screen
+    assert f"{load_metrics().split('test').auroc.auroc:.3f}" in first_screen
     assert describe_costs(load_held_out(split="test").at_threshold(thresholds["screening"])) in first_screen
     for words in ("The verdict", "The threshold", "The heatmap", f"{bands.doubt_from:.3f}",
                   f"{bands.fracture_from:.3f}", "Implants", "one data set"):

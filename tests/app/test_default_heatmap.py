@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import HISTORY_FILENAME, METRICS_FILENAME, MODELS_DIR, PROBABILITIES_FILENAME, PROJECT_DIR
 from core.heatmaps import METHODS
+from core.evaluation import PointingFigures
 from ui import state
 from pages.batch import METHOD_KEY
 from ui.widgets import localisation_sentence
@@ -30,6 +31,7 @@ ABOUT_PAGE = "about"
 TIMEOUT = 120
 FRACTURE_MAP = METHODS["fracturemap"]
 POINTING_GAME = {"method": "fracturemap", "split": "test", "n_images": 111, "peak_inside_box": 40}
+MEASURED = {"fracturemap": PointingFigures("fracturemap", "test", "v2", n_images=111, peak_inside_box=40)}
 FOUND = "its peak fell inside the radiologists' box in 40 (36%) of 111 fractured test images"
 
 
@@ -53,7 +55,8 @@ def _app_model(model_dir: Path, folder: Path, localisation: dict) -> Path:
     for name in (PROBABILITIES_FILENAME, HISTORY_FILENAME):
         shutil.copy(MODELS_DIR / name, folder / name)
     metrics = json.loads((MODELS_DIR / METRICS_FILENAME).read_text())
-    (folder / METRICS_FILENAME).write_text(json.dumps({**metrics, "localisation": localisation}))
+    figures = {**localisation, "model_version": metrics["model_version"]}  # about the model these figures describe
+    (folder / METRICS_FILENAME).write_text(json.dumps({**metrics, "localisation": {"methods": {figures["method"]: figures}}}))
     return folder
 
 
@@ -102,15 +105,15 @@ def _heatmap_caption(app: AppTest) -> str:
 
 
 def test_the_sentence_names_the_method_measured_and_its_hit_rate():
-    assert localisation_sentence(POINTING_GAME, "fracturemap") == f"How far to trust {FRACTURE_MAP}: {FOUND}."
+    assert localisation_sentence(MEASURED, "fracturemap") == f"How far to trust {FRACTURE_MAP}: {FOUND}."
 
 
 def test_the_sentence_says_when_its_figure_is_for_another_method():
-    assert localisation_sentence(POINTING_GAME, "gradcam") == (
+    assert localisation_sentence(MEASURED, "gradcam") == (
         f"How far to trust it: not measured for Grad-CAM; for {FRACTURE_MAP}, {FOUND}.")
 
 
-@pytest.mark.parametrize("figures", [None, {}, {**POINTING_GAME, "n_images": 0}])
+@pytest.mark.parametrize("figures", [{}, {"gradcam": PointingFigures("gradcam", "test", "v2", 0, 0)}])
 def test_no_sentence_without_a_measurement(figures):
     assert localisation_sentence(figures, "gradcam") == ""
 

@@ -69,7 +69,7 @@ def test_the_split_chosen_on_performance_drives_the_sidebar_on_every_page(app):
         if page != "about":  # About draws no threshold sidebar
             assert "On the val split" in _sidebar_text(app), page
             assert {metric.label: metric.value for metric in app.sidebar.metric}["Specificity"] == \
-                f"{100 * val['specificity']:.1f}%", page
+                f"{100 * val.specificity:.1f}%", page
     assert app.radio(key=SPLIT_KEY).value == "val"  # the page still shows the split chosen
     app.radio(key=SPLIT_KEY).set_value("test").run()
     assert "On the held-out test split" in _sidebar_text(app)

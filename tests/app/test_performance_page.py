@@ -47,9 +47,9 @@ def test_the_session_threshold_drives_the_figures(app):
     app.run()
     assert not app.exception
     point = load_held_out(split="test").at_threshold(0.5)
-    assert _metric(app, "Sensitivity") == f"{100 * point['sensitivity']:.1f}%"
-    assert _metric(app, "NPV") == f"{100 * point['npv']:.1f}%"
-    assert any(f"{point['tp']} of {point['n_positive']}" == caption.value for caption in app.caption)
+    assert _metric(app, "Sensitivity") == f"{100 * point.sensitivity:.1f}%"
+    assert _metric(app, "NPV") == f"{100 * point.npv:.1f}%"
+    assert any(f"{point.tp} of {point.n_positive}" == caption.value for caption in app.caption)
     assert "Sensitivity at 0.500" in app.dataframe[0].value.columns
 
 
@@ -73,10 +73,10 @@ def test_the_sidebar_figures_follow_the_split_the_page_shows(app):
     assert app.session_state[HELD_OUT_SPLIT_KEY] == "val"
     val = load_held_out(split="val").at_threshold(load_thresholds()["screening"])
     assert "val split" in _sidebar_text(app) and "held-out test split" not in _sidebar_text(app)
-    assert f"({val['n_positive'] + val['n_negative']} images)" in _sidebar_text(app)
+    assert f"({val.n_positive + val.n_negative} images)" in _sidebar_text(app)
     sidebar_metrics = {metric.label: metric.value for metric in app.sidebar.metric}
-    assert sidebar_metrics["Sensitivity"] == f"{100 * val['sensitivity']:.1f}%"
-    assert sidebar_metrics["NPV"] == f"{100 * val['npv']:.1f}%"
+    assert sidebar_metrics["Sensitivity"] == f"{100 * val.sensitivity:.1f}%"
+    assert sidebar_metrics["NPV"] == f"{100 * val.npv:.1f}%"
 
 
 def test_the_subgroup_table_reads_as_text_for_a_clinician(app):

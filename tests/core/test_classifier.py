@@ -139,7 +139,7 @@ def test_display_copy_keeps_the_source_shape(classifier, synth, tmp_path):
 
 
 def test_explaining_needs_a_cam_layer(classifier, sample_paths):
-    metadata = {key: value for key, value in classifier.metadata.items() if key != "cam_layer"}
+    metadata = {key: value for key, value in classifier.metadata.raw.items() if key != "cam_layer"}
     without = FractureClassifier(classifier.model, metadata)
     with pytest.raises(ValueError, match="cam_layer"):
         without.classify(sample_paths[0], heatmap="gradcam")
@@ -150,7 +150,7 @@ def test_explaining_needs_a_cam_layer(classifier, sample_paths):
 def bar_classifier(classifier, default_heatmap: str | None) -> FractureClassifier:
     from tests.core.test_heatmaps import SIZE, bar_box_model
 
-    metadata = {**classifier.metadata, "preprocessing": {"image_size": SIZE, "aspect": "pad", "contrast": "none"}}
+    metadata = {**classifier.metadata.raw, "preprocessing": {"image_size": SIZE, "aspect": "pad", "contrast": "none"}}
     if default_heatmap is None:
         metadata.pop("default_heatmap", None)
     else:

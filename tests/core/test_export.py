@@ -140,7 +140,7 @@ def test_the_export_carries_the_models_default_heatmap_grad_cam_or_its_own_map(
 
 
 def test_a_default_heatmap_the_export_cannot_trace_is_refused_before_anything_is_written(box_classifier, tmp_path):
-    metadata = {**box_classifier.metadata, "default_heatmap": "layercam"}
+    metadata = {**box_classifier.metadata.raw, "default_heatmap": "layercam"}
     with pytest.raises(ValueError, match="'layercam' cannot be exported"):
         export_saved_model(FractureClassifier(box_classifier.model, metadata), tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -186,7 +186,7 @@ def test_an_input_outside_the_pixel_range_is_refused_with_the_contract_named(ser
 
 def test_preprocessing_json_carries_the_shipped_metadata_unrounded(export_run, shipped_classifier):
     contract = json.loads((export_run.directory / CONTRACT_FILENAME).read_text())
-    metadata = artifacts.load_metadata(MODELS_DIR)
+    metadata = artifacts.read_metadata_json(MODELS_DIR)
     assert contract["model_version"] == metadata["model_version"]
     assert contract["class_names"] == metadata["class_names"] == list(CLASS_NAMES)
     assert contract["temperature"] == metadata["temperature"]
@@ -266,7 +266,7 @@ def test_cli_refuses_an_unwritable_output(tmp_path, capsys):
 
 
 def test_a_model_without_a_cam_layer_is_refused_before_anything_is_written(shipped_classifier, tmp_path):
-    metadata = {key: value for key, value in shipped_classifier.metadata.items() if key != "cam_layer"}
+    metadata = {key: value for key, value in shipped_classifier.metadata.raw.items() if key != "cam_layer"}
     without_cam = FractureClassifier(shipped_classifier.model, metadata)
     with pytest.raises(ValueError, match="cam_layer"):
         export_saved_model(without_cam, tmp_path / "out")

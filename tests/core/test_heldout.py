@@ -18,7 +18,7 @@ def test_threshold_costs_count_the_stored_split(tmp_path):
     held_out = load_held_out(tmp_path, "test")
     assert len(held_out.labels) == 5
     point = held_out.at_threshold(0.5)
-    assert (point["tp"], point["fn"], point["fp"], point["tn"]) == (1, 1, 1, 2)
+    assert (point.tp, point.fn, point.fp, point.tn) == (1, 1, 1, 2)
     assert describe_costs(point) == "catches 1 of 2 fractures; 1 false alarm in 3 normals"
     lower = held_out.at_threshold(0.15)
     assert describe_costs(lower) == "catches 2 of 2 fractures; 2 false alarms in 3 normals"
@@ -35,4 +35,4 @@ def test_missing_file_and_split_are_clear_errors(tmp_path):
 def test_shipped_probabilities_load():
     held_out = load_held_out()
     point = held_out.at_threshold(0.5)
-    assert point["n_positive"] + point["n_negative"] == len(held_out.labels)
+    assert point.n_positive + point.n_negative == len(held_out.labels)

@@ -185,17 +185,6 @@ def test_scaled_outlines_keep_pixel_centres_on_pixel_centres():
     assert outline.x == (0.5, 18.5) and outline.y == (1.5, 17.5)
 
 
-def test_drawn_outlines_mark_the_border_and_leave_the_input_alone():
-    from core.overlay import draw_outlines, region_outlines
-
-    heatmap = np.zeros((40, 40), np.float32)
-    heatmap[10:30, 10:30] = 1.0
-    rgb = np.zeros((40, 40, 3), np.uint8)
-    drawn = draw_outlines(rgb, region_outlines(heatmap), colour=(0, 255, 0), thickness=1)
-    assert rgb.max() == 0
-    assert drawn[10, 20, 1] > 0 and drawn[20, 20].max() == 0 and drawn[2, 2].max() == 0
-
-
 def test_the_colour_scale_matches_the_overlay_colours():
     from core.overlay import colour_scale
 

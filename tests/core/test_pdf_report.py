@@ -19,6 +19,7 @@ import pytest
 
 from core import artifacts
 from core.classifier import ImageResult
+from core.metrics import OperatingPoint
 from core.pdf_report import (DISCLAIMER, PDF_METADATA, BatchImage, BatchReport, ImageReport, ReportContext,
                              UnreadableFile, batch_report_pdf, image_report, image_report_pdf, test_cost_sentence,
                              threshold_label)
@@ -208,7 +209,7 @@ def test_threshold_label_names_the_preset_at_exactly_its_value_else_custom():
 
 
 def test_the_cost_sentence_gives_sensitivity_specificity_and_counts():
-    point = {"sensitivity": 0.775, "specificity": 0.8, "tp": 86, "fp": 101, "n_positive": 111, "n_negative": 506}
+    point = OperatingPoint.from_counts(0.3, tp=86, fp=101, tn=405, fn=25)  # sensitivity 77.5%, specificity 80.0%
     assert test_cost_sentence(point) == ("On the held-out test split: sensitivity 77.5%, specificity 80.0% "
                                          "(catches 86 of 111 fractures; 101 false alarms in 506 normals).")
 

@@ -160,5 +160,5 @@ def test_a_named_method_still_overrides_the_models_default(box_classifier, box_f
 
 
 def test_a_model_without_a_default_in_its_metadata_scores_grad_cam(classifier, files):
-    assert "default_heatmap" not in classifier.metadata
+    assert "default_heatmap" not in classifier.metadata.raw
     assert next(score_files(classifier, files[:1])).result.heatmap_method == "gradcam"

@@ -54,7 +54,7 @@ def test_shipped_model_classifies_an_upload_without_any_data_set(classifier):
     Image.fromarray(pixels).save(buffer, format="PNG")
     result = classifier.classify(buffer.getvalue())
     assert 0.0 <= result.probability_fractured <= 1.0
-    size = classifier.metadata["input_size"]
+    size = classifier.metadata.input_size
     assert classifier.model.input_shape == (None, size, size, 1)
     assert set(classifier.thresholds) == {"screening", "balanced", "specific"}
 
@@ -71,12 +71,12 @@ def test_stored_probabilities_cover_val_and_test_once(stored_probabilities, metr
 def test_thresholds_meet_their_definitions_on_val(stored_probabilities, classifier):
     _, labels, probabilities = _split_arrays(stored_probabilities, "val")
     thresholds = classifier.thresholds
-    assert operating_point(labels, probabilities, thresholds["screening"])["sensitivity"] >= 0.90
-    assert operating_point(labels, probabilities, thresholds["specific"])["specificity"] >= 0.95
+    assert operating_point(labels, probabilities, thresholds["screening"]).sensitivity >= 0.90
+    assert operating_point(labels, probabilities, thresholds["specific"]).specificity >= 0.95
 
     def youden(threshold):
         point = operating_point(labels, probabilities, threshold)
-        return point["sensitivity"] + point["specificity"] - 1
+        return point.sensitivity + point.specificity - 1
 
     best_possible = max(youden(score) for score in np.unique(probabilities))
     assert youden(thresholds["balanced"]) == pytest.approx(best_possible, abs=1e-9)
@@ -92,7 +92,7 @@ def test_metrics_file_agrees_with_stored_probabilities(stored_probabilities, met
 @needs_fracatlas
 def test_shipped_model_keeps_its_test_auroc(classifier, metrics, tmp_path):
     samples = load_index(DEFAULT_DATA_DIR)
-    assert split_hash(samples) == classifier.metadata["data"]["split_hash"]
+    assert split_hash(samples) == classifier.metadata.split_hash
     test_samples = [sample for sample in samples if sample.split == "test"]
     images, labels = load_arrays(test_samples, classifier.preprocess_config, cache_dir=tmp_path)
     probabilities = classifier.predict_batch(images)
@@ -101,20 +101,22 @@ def test_shipped_model_keeps_its_test_auroc(classifier, metrics, tmp_path):
 
 
 @needs_fracatlas
-def test_shipped_models_default_heatmap_points_as_its_metrics_say(classifier, metrics):
+def test_shipped_models_default_heatmap_points_as_its_metrics_say(classifier):
     """The pointing game of the default heatmap on the test fractures, recomputed through the app's
     classify path, is the figure the app's caption quotes (``metrics.json["localisation"]``)."""
     from core.overlay import heatmap_to_image
     from training.localisation import load_boxes, score_heatmap
 
-    stored = metrics["localisation"]
-    assert stored["method"] == classifier.default_heatmap and stored["model_version"] == classifier.version
+    from core.artifacts import load_metrics
+
+    stored = load_metrics().pointing(classifier.default_heatmap)
+    assert stored is not None and stored.model_version == classifier.version
     boxes = load_boxes(DEFAULT_DATA_DIR)
     fractured = [sample for sample in load_index(DEFAULT_DATA_DIR)
-                 if sample.split == stored["split"] and sample.label == 1 and sample.image_id in boxes]
+                 if sample.split == stored.split and sample.label == 1 and sample.image_id in boxes]
     hits = 0
     for sample in fractured:
         result = classifier.classify(sample.path, heatmap=classifier.default_heatmap)
         heatmap = heatmap_to_image(result.heatmap, result.source_shape, classifier.preprocess_config)
         hits += score_heatmap(heatmap, boxes[sample.image_id])["hit"]
-    assert (hits, len(fractured)) == (stored["peak_inside_box"], stored["n_images"])
+    assert (hits, len(fractured)) == (stored.peak_inside_box, stored.n_images)

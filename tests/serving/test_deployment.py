@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from bench.app_harness import free_port
-from core.artifacts import load_metadata
+from core.artifacts import read_metadata_json
 from core.config import MODELS_DIR
 from core.imaging import MAX_FILE_BYTES, ImageReadError, decode_image
 from core.predict import main as predict_main
@@ -158,7 +158,7 @@ def test_a_body_over_the_upload_cap_is_413(server):
 
 
 def test_metadata_is_the_shipped_models(server):
-    assert get_json(f"{server}/metadata") == load_metadata()
+    assert get_json(f"{server}/metadata") == read_metadata_json()
 
 
 def test_heatmaps_names_the_served_models_default_and_every_method_it_draws(server, classifier):

@@ -141,10 +141,10 @@ def test_multi_region_images_are_grouped_as_mixed(tmp_path, classifier, synth):
 
 
 def test_write_report_keeps_the_localisation_figures_of_the_same_model_only(tmp_path):
-    localisation = {"model_version": "v1", "n_images": 3, "peak_inside_box": 1}
+    localisation = {"method": "gradcam", "model_version": "v1", "n_images": 3, "peak_inside_box": 1}
     (tmp_path / "metrics.json").write_text(json.dumps({"model_version": "v1", "localisation": localisation}))
     rows = [{"image_id": "a", "probability": 0.5}]
     evaluate.write_report(tmp_path, {"model_version": "v1", "splits": {}}, rows)
-    assert json.loads((tmp_path / "metrics.json").read_text())["localisation"] == localisation
+    assert json.loads((tmp_path / "metrics.json").read_text())["localisation"] == {"methods": {"gradcam": localisation}}
     evaluate.write_report(tmp_path, {"model_version": "v2", "splits": {}}, rows)
     assert "localisation" not in json.loads((tmp_path / "metrics.json").read_text())  # another model's

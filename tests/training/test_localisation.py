@@ -43,16 +43,21 @@ def test_the_summary_counts_hits_and_averages_the_shares():
     assert (summary["split"], summary["model_version"], summary["method"]) == ("test", "v1", "gradcam")
 
 
-def test_storing_the_summary_keeps_every_other_figure_of_metrics_json(tmp_path):
+def test_storing_a_summary_keeps_every_other_figure_and_the_other_methods_of_the_same_model(tmp_path):
     import json
 
     from training.localisation import store_summary
 
-    metrics = {"model_version": "v1", "splits": {"test": {"auroc": {"auroc": 0.86}}}, "localisation": {"old": 1}}
+    fracture_map = {"method": "fracturemap", "model_version": "v1", "n_images": 111, "peak_inside_box": 36}
+    metrics = {"model_version": "v1", "splits": {"test": {"auroc": {"auroc": 0.86}}}, "localisation": fracture_map}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
-    store_summary(tmp_path, {"n_images": 111, "peak_inside_box": 6})
+    grad_cam = {"method": "gradcam", "model_version": "v1", "n_images": 111, "peak_inside_box": 30}
+    store_summary(tmp_path, grad_cam)
     stored = json.loads((tmp_path / "metrics.json").read_text())
-    assert stored == {**metrics, "localisation": {"n_images": 111, "peak_inside_box": 6}}
+    assert stored == {**metrics, "localisation": {"methods": {"fracturemap": fracture_map, "gradcam": grad_cam}}}
+    other_model = {**grad_cam, "model_version": "v2"}
+    store_summary(tmp_path, other_model)  # figures of v1 say nothing of v2
+    assert json.loads((tmp_path / "metrics.json").read_text())["localisation"] == {"methods": {"gradcam": other_model}}
 
 
 def test_storing_without_metrics_json_says_so(tmp_path):
@@ -66,8 +71,11 @@ def test_the_shipped_metrics_hold_the_localisation_figures_of_the_model_card():
     from core.artifacts import load_metadata, load_metrics
     from core.config import PROJECT_DIR
 
-    figures = load_metrics().get("localisation")
+    metrics, metadata = load_metrics(), load_metadata()
+    figures = metrics.pointing(metadata.default_heatmap)
     assert figures is not None, "run python -m training.localisation"
-    assert figures["model_version"] == load_metadata()["model_version"]
+    assert figures.model_version == metadata.model_version
     card = (PROJECT_DIR / "docs" / "model-card.md").read_text(encoding="utf-8")
-    assert f"**{figures['peak_inside_box']} of {figures['n_images']}" in card  # the app's caption and the card agree
+    assert f"**{figures.peak_inside_box} of {figures.n_images}" in card  # the app's caption and the card agree
+    for other in metrics.localisation.values():  # every method measured: the card says the same figure
+        assert f"{other.peak_inside_box} of {other.n_images}" in card, other.method

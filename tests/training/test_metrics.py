@@ -88,13 +88,13 @@ def test_chosen_thresholds_meet_their_definitions(decimals, seed):
     ops = {name: served.operating_point(y, p, t) for name, t in chosen.items()}
 
     s = ops["screening"]
-    assert s["sensitivity"] >= 0.9
-    assert s["specificity"] >= spec[sens >= 0.9].max()
+    assert s.sensitivity >= 0.9
+    assert s.specificity >= spec[sens >= 0.9].max()
     c = ops["specific"]
-    assert c["specificity"] >= 0.95
-    assert c["sensitivity"] >= sens[spec >= 0.95].max()
+    assert c.specificity >= 0.95
+    assert c.sensitivity >= sens[spec >= 0.95].max()
     b = ops["balanced"]
-    assert b["sensitivity"] + b["specificity"] - 1 >= (sens + spec - 1).max() - 1e-12
+    assert b.sensitivity + b.specificity - 1 >= (sens + spec - 1).max() - 1e-12
 
 
 def test_thresholds_midpoints_and_custom_targets():
@@ -112,7 +112,7 @@ def test_thresholds_midpoints_and_custom_targets():
     # Adjacent floats have no midpoint strictly between them: the chosen score itself is returned.
     y, p = [1, 0], [0.5, np.nextafter(0.5, 0.0)]
     assert m.choose_thresholds(y, p) == {"screening": 0.5, "balanced": 0.5, "specific": 0.5}
-    assert served.operating_point(y, p, 0.5)["fp"] == 0
+    assert served.operating_point(y, p, 0.5).fp == 0
 
 
 def test_temperature_of_undecided_probabilities_is_one():
