@@ -11,30 +11,40 @@ The public API is small: load, classify, decide, draw.
 model is loaded, so reading and preprocessing images stays light.
 """
 
-from core.classifier import FractureClassifier, ImageResult
-from core.heatmaps import METHODS, HeatmapExplainer
-from core.imaging import SUPPORTED_FORMATS, DecodedImage, ImageReadError, decode_image, read_image
-from core.overlay import encode_png, heatmap_to_image, overlay_heatmap, overlay_on_original
-from core.preprocessing import PreprocessConfig, preprocess
-from core.thresholds import PRESETS, OperatingThresholds, decide
+import importlib
 
-__all__ = [
-    "FractureClassifier",
-    "HeatmapExplainer",
-    "DecodedImage",
-    "ImageReadError",
-    "ImageResult",
-    "METHODS",
-    "OperatingThresholds",
-    "PRESETS",
-    "PreprocessConfig",
-    "SUPPORTED_FORMATS",
-    "decide",
-    "decode_image",
-    "encode_png",
-    "heatmap_to_image",
-    "overlay_heatmap",
-    "overlay_on_original",
-    "preprocess",
-    "read_image",
-]
+# Public name -> the module that defines it. Loaded on first use (PEP 562), so that importing a
+# light module such as ``core.config`` does not import the classifier, NumPy's stack and Keras.
+_EXPORTS = {
+    "FractureClassifier": "core.classifier",
+    "ImageResult": "core.classifier",
+    "Classifier": "core.classifier",
+    "HeatmapExplainer": "core.heatmaps",
+    "METHODS": "core.heatmaps",
+    "REGISTRY": "core.heatmaps",
+    "SUPPORTED_FORMATS": "core.imaging",
+    "DecodedImage": "core.imaging",
+    "ImageReadError": "core.imaging",
+    "decode_image": "core.imaging",
+    "read_image": "core.imaging",
+    "encode_png": "core.overlay",
+    "heatmap_to_image": "core.overlay",
+    "overlay_heatmap": "core.overlay",
+    "overlay_on_original": "core.overlay",
+    "PreprocessConfig": "core.preprocessing",
+    "preprocess": "core.preprocessing",
+    "PRESETS": "core.thresholds",
+    "OperatingThresholds": "core.thresholds",
+    "decide": "core.thresholds",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -119,7 +119,7 @@ class FractureClassifier:
         self.metadata = ModelMetadata.parse(metadata)
         self.preprocess_config = self.metadata.preprocessing
         self.temperature = self.metadata.temperature
-        self.thresholds: OperatingThresholds = self.metadata.thresholds
+        self.thresholds = self.metadata.thresholds
         self.reference = reference
         self.detector = detector
         extras = pass_extras(model)
