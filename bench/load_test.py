@@ -39,9 +39,11 @@ from bench import app_harness
 from training.config import DEFAULT_DATA_DIR
 
 DATA_DIR = DEFAULT_DATA_DIR
-# A new session decides at this preset (pages/state.py); each session checks its slider shows it.
+# A new session decides at this preset (ui/state.py); each session checks its slider shows it.
 APP_START_PRESET = "screening"
-SETTLE_TIMEOUT_MS = 120_000  # from the first sight of the answer to the end of its run
+# From the first sight of the answer to the end of its run: a deadline for a condition, generous
+# because 20 sessions' runs and the browser share 2 cores (a session that misses it fails).
+SETTLE_TIMEOUT_MS = 600_000
 PROBABILITY = re.compile(r"P\(fractured\) = ([0-9.]+)")
 # Nothing on the deployed server watches the source: nobody edits it under a running load test,
 # and watching a working tree (with its .venv) costs CPU and overflows inotify queues.
@@ -286,6 +288,7 @@ def _status_kb(pid: int) -> dict[str, int]:
 
 async def _open_session(browser, url: str, timeout_ms: int):
     context = await browser.new_context(viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(timeout_ms)  # every implicit wait too (Playwright's own default is 30 s)
     page = await context.new_page()
     await page.goto(url, timeout=timeout_ms)
     await page.wait_for_selector(app_harness.UPLOADER, state="attached", timeout=timeout_ms)
@@ -312,14 +315,16 @@ async def _upload_and_read(page, upload: Upload, threshold: float, go: asyncio.E
                            timeout_ms: int) -> SessionResult:
     result = SessionResult(upload, threshold)
     try:
-        result.start_threshold = float(await page.locator(app_harness.SLIDER_INPUT).get_attribute("value"))
+        result.start_threshold = float(await page.locator(app_harness.SLIDER_INPUT).get_attribute(
+            "value", timeout=timeout_ms))
     except Exception as error:
         result.error = f"no threshold slider: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
     await go.wait()
     started = time.perf_counter()
     try:
         await page.set_input_files(app_harness.UPLOADER,
-                                   files=[{"name": upload.name, "mimeType": upload.mime, "buffer": upload.data}])
+                                   files=[{"name": upload.name, "mimeType": upload.mime, "buffer": upload.data}],
+                                   timeout=timeout_ms)  # not Playwright's 30 s: 20 pages share 2 cores
         await page.wait_for_function(app_harness.ANSWER_SHOWN, arg=app_harness.answer_shown_arg([upload.name], 2),
                                      timeout=timeout_ms, polling=250)
         result.latency_s = time.perf_counter() - started
@@ -331,7 +336,7 @@ async def _upload_and_read(page, upload: Upload, threshold: float, go: asyncio.E
         # The verdict, not the "does not look like a radiograph" warning that may follow it.
         alerts = page.locator("[data-testid=stAlert]").filter(has_text=upload.name).filter(
             has_text=app_harness.VERDICT_PATTERN)
-        result.shown_text = (await alerts.first.inner_text()).strip()
+        result.shown_text = (await alerts.first.inner_text(timeout=timeout_ms)).strip()
     except Exception as error:  # a timeout or a closed page is this session's failure, reported
         result.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
     return result

@@ -68,7 +68,7 @@ def training(data_dir: Path, metadata: dict, per_class: int) -> tuple[list[dict]
     shipped = {"p50": result["shipped_s_per_epoch"], "p95": None, "n": None}
     figures = [
         figure("train_epoch", f"training: 1 epoch on {result['n_train']} images (s)",
-               measure("training.train, epoch 2 (epoch 1 traces)", once(result["steady_epoch_s"]), "s"),
+               measure("training.train_v1, epoch 2 (epoch 1 traces)", once(result["steady_epoch_s"]), "s"),
                (measure("epoch 1, with tracing", once(result["first_epoch_s"]), "s", comparable=False),)),
         figure("train_epoch_full", "training: 1 epoch, full train split (s)",
                measure(f"EXTRAPOLATED × {result['full_train']}/{result['n_train']}", full, "s"),

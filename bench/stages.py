@@ -62,7 +62,7 @@ def prepare_context(classifier: FractureClassifier, files: list[bytes], warmup: 
 
 
 def fast_whole_path(classifier: FractureClassifier, threshold: float, data: bytes) -> tuple[str, bytes]:
-    """What the Classify page does for an upload (pages/state.py), through the public API:
+    """What the Classify page does for an upload (ui/state.py), through the public API:
     verdict and the model's default heatmap (Grad-CAM, or a box model's own map) from one compiled
     pass, drawn on a display-size copy."""
     result = classifier.classify(data, heatmap=classifier.default_heatmap).for_display()
@@ -211,7 +211,7 @@ def first_calls(ctx: Context) -> list[dict]:
     Grad-CAM pass vs later ones.
 
     The app pays it at load (``FractureClassifier.warm_up(heatmap="gradcam")`` in
-    pages/state.py), so no user does.
+    ui/state.py), so no user does.
     """
     x = ctx.model_inputs[0][np.newaxis]
     fresh = FractureClassifier(ctx.model, ctx.classifier.metadata)

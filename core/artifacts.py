@@ -1,5 +1,5 @@
 """The one reader of ``models/``: the network, its metadata and thresholds, and the files
-``python -m training.evaluate`` and ``training.train`` write beside it.
+``python -m training.evaluate`` and the trainers (``training.train_box``, ``training.train_v1``) write beside it.
 
 Nothing else in the project opens a file under ``models/``. Paths default to the shipped model,
 found from the package location so that the app and the CLI work from any directory.

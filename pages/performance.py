@@ -1,7 +1,8 @@
 """Model performance: held-out AUROC, the current threshold's costs, ROC, calibration, subgroups.
 
-Every number and figure comes from the files ``python -m training.evaluate`` and ``training.train``
-wrote to ``models/``; nothing here runs the network.
+Every number and figure comes from the files ``python -m training.evaluate`` and the trainer
+wrote to ``models/``, read as typed records (``core.evaluation``, ``core.metadata``); nothing here
+runs the network.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ from training.samples import CITATION, DATA_DOI
 
 MAX_SIDE = 512
 LINE_PX = 2
-BOX_COLOUR = (57, 255, 20)  # the app viewer's box green (pages/viewer.py); no jet colour is this green
+BOX_COLOUR = (57, 255, 20)  # the app viewer's box green (ui/viewer.py); no jet colour is this green
 PEAK_COLOUR = (255, 0, 255)  # magenta: in no jet colour, and apart from the boxes
 SUCCESSES = 3
 KIND_CAPTIONS = {
