@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from pathlib import Path
 
 from core.config import (DETECTOR_FILENAME, HISTORY_FILENAME, METADATA_FILENAME, METRICS_FILENAME, MODELS_DIR,
                          PROBABILITIES_FILENAME, REFERENCE_FILENAME)
 from core.evaluation import ModelMetrics
 from core.heldout import HeldOutPredictions
-from core.metadata import ModelMetadata
+from core.metadata import MetadataError, ModelMetadata
 from core.radiograph_check import RadiographReference
 from core.radiograph_detector import RadiographDetector
 from core.thresholds import OperatingThresholds
+
+
+class UnusableModelError(ValueError):
+    """A model folder's files are there but cannot be used (the message names the file and why)."""
 
 
 def read_metadata_json(model_dir: str | Path = MODELS_DIR) -> dict:
@@ -30,7 +35,10 @@ def read_metadata_json(model_dir: str | Path = MODELS_DIR) -> dict:
     path = Path(model_dir) / METADATA_FILENAME
     if not path.is_file():
         raise FileNotFoundError(f"no trained model in {model_dir} (missing {METADATA_FILENAME})")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MetadataError(f"{path} is not JSON: {error}") from None
 
 
 def load_metadata(model_dir: str | Path = MODELS_DIR) -> ModelMetadata:
@@ -53,6 +61,7 @@ def load_network(model_dir: str | Path, metadata: ModelMetadata):
 
     Raises:
         FileNotFoundError: if the model file is missing.
+        UnusableModelError: if Keras cannot load it (not a model file, damaged, another format).
     """
     import keras
 
@@ -63,7 +72,14 @@ def load_network(model_dir: str | Path, metadata: ModelMetadata):
     # Keras reports a missing file as ValueError; callers (the CLIs) expect FileNotFoundError.
     if not model_path.is_file():
         raise FileNotFoundError(f"model file {model_path} named in {metadata_path} is missing")
-    return keras.saving.load_model(model_path, compile=False)
+    if model_path.suffix == ".keras" and not zipfile.is_zipfile(model_path):
+        raise UnusableModelError(f"model file {model_path} is not a .keras archive (a zip file)")
+    try:
+        return keras.saving.load_model(model_path, compile=False)
+    except (ValueError, OSError, TypeError, KeyError) as error:
+        # Keras's own messages run to a paragraph about formats; the first line says what is wrong.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UnusableModelError(f"model file {model_path} cannot be loaded: {reason}") from None
 
 
 def load_radiograph_reference(model_dir: str | Path, model_version: str) -> RadiographReference | None:

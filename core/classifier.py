@@ -136,6 +136,8 @@ class FractureClassifier:
 
         Raises:
             FileNotFoundError: if the metadata or model file is missing.
+            ValueError: if the metadata is not valid (:class:`core.metadata.MetadataError`) or the
+                model file cannot be loaded (:class:`core.artifacts.UnusableModelError`).
         """
         metadata = artifacts.load_metadata(model_dir)
         model = artifacts.load_network(model_dir, metadata)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 
 from core.config import CLASS_NAMES
@@ -180,8 +181,15 @@ class ModelMetadata:
         class_names = values.get("class_names", list(CLASS_NAMES))
         if not isinstance(class_names, list) or not all(isinstance(name, str) for name in class_names):
             raise MetadataError(f"{where}: field 'class_names' must be a list of strings; got {class_names!r}")
+        model_file = reader.text("model_file")
+        # The model file lies in the model's own folder: a path would let a metadata file point the
+        # loader anywhere on the machine ("/etc/passwd", "../../elsewhere.keras").
+        if model_file in ("", ".", "..") or any(model_file != kind(model_file).name
+                                                for kind in (PurePosixPath, PureWindowsPath)):
+            raise MetadataError(f"{where}: field 'model_file' must be a file name in the model's folder; "
+                                f"got {model_file!r}")
         return cls(
-            model_file=reader.text("model_file"), model_version=reader.text("model_version"),
+            model_file=model_file, model_version=reader.text("model_version"),
             input_size=reader.integer("input_size"), preprocessing=config, thresholds=thresholds,
             calibration=Calibration(reader.number("temperature"),
                                     reader.number("val_ece_before_temperature", required=False),

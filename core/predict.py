@@ -83,8 +83,8 @@ def main(argv=None) -> int:
     parser, args = _parse_args(argv)
     try:
         classifier = FractureClassifier.load(args.model_dir)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as error:  # ValueError: metadata or model file unusable
+        print(f"error: {terminal_safe(str(error))}", file=sys.stderr)
         return 2
     try:
         threshold = classifier.thresholds.resolve(args.threshold)
