@@ -82,6 +82,23 @@ def load_network(model_dir: str | Path, metadata: ModelMetadata):
         raise UnusableModelError(f"model file {model_path} cannot be loaded: {reason}") from None
 
 
+def load_litert(model_dir: str | Path, metadata: ModelMetadata):
+    """The LiteRT forward pass (:class:`core.litert.LiteRTForward`) ``metadata`` names, or None where
+    it names none. Imports no TensorFlow.
+
+    Raises:
+        FileNotFoundError: if the named ``.tflite`` is missing.
+        core.litert.LiteRTError: if its sha256 differs from the recorded one, or it is not a LiteRT
+            model with the classifier's outputs.
+    """
+    if metadata.litert is None:
+        return None
+    from core.litert import LiteRTForward, read_checked
+
+    path = Path(model_dir) / metadata.litert.file
+    return LiteRTForward(read_checked(path, metadata.litert.sha256), len(metadata.class_names), where=str(path))
+
+
 def load_radiograph_reference(model_dir: str | Path, model_version: str) -> RadiographReference | None:
     """The feature-space reference of the radiograph check, if it was fitted for this model."""
     path = Path(model_dir) / REFERENCE_FILENAME

@@ -135,6 +135,24 @@ class TrainingRecord:
 
 
 @dataclass(frozen=True)
+class LiteRTRecord:
+    """The ``.tflite`` of the classifier's forward pass beside the Keras file (``metadata["litert"]``),
+    written by ``python -m training.litert_export`` and by the trainers: file name and sha256."""
+
+    file: str
+    sha256: str
+
+    @classmethod
+    def parse(cls, reader: FieldReader | None) -> "LiteRTRecord | None":
+        if reader is None:
+            return None
+        sha256 = reader.text("sha256")
+        if len(sha256) != 64 or any(char not in "0123456789abcdef" for char in sha256):
+            raise MetadataError(f"{reader.where}: field 'sha256' must be 64 lower-case hex digits; got {sha256!r}")
+        return cls(reader.text("file"), sha256)
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     """A model's ``metadata.json``, typed: everything served code and pages read of it.
 
@@ -155,6 +173,7 @@ class ModelMetadata:
     fracture_map_layer: str | None = None
     split_hash: str | None = None  # the data split the model was trained and chosen on
     created: str | None = None
+    litert: LiteRTRecord | None = None  # the forward pass as a .tflite; None: TensorFlow serves the model
     raw: Mapping = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
     @property
@@ -200,4 +219,5 @@ class ModelMetadata:
             class_names=tuple(class_names), cam_layer=reader.text("cam_layer", required=False),
             fracture_map_layer=reader.text("fracture_map_layer", required=False),
             split_hash=None if data is None else data.text("split_hash", required=False),
-            created=reader.text("created", required=False), raw=MappingProxyType(dict(values)))
+            created=reader.text("created", required=False),
+            litert=LiteRTRecord.parse(reader.child("litert", required=False)), raw=MappingProxyType(dict(values)))

@@ -2,8 +2,9 @@
 
 Shared by the v1 trainer (:mod:`training.train_v1`) and Model v2's (:mod:`training.train_box`):
 uncalibrated val probabilities through the served pass, the temperature (kept only where it lowers
-the ECE), the checked-out commit for the metadata, the model file with ``metadata.json`` and
-``history.csv``, and the radiograph check's feature-space reference refitted for the new model.
+the ECE), the checked-out commit for the metadata, the model file with its LiteRT twin
+(:mod:`core.litert`), ``metadata.json`` and ``history.csv``, and the radiograph check's
+feature-space reference refitted for the new model.
 """
 
 from __future__ import annotations
@@ -50,11 +51,24 @@ def calibrate(val_labels, raw_probabilities):
     return (temperature, before, after) if after < before else (1.0, before, before)
 
 
+def write_litert(output_dir: Path, model, metadata: dict) -> dict:
+    """Converts ``model``'s forward pass to LiteRT (checked against Keras), writes it beside the
+    model file, and returns ``metadata`` with its record (``"litert": {"file", "sha256"}``)."""
+    from core.litert import LITERT_SUFFIX, convert, sha256_of
+
+    content = convert(model)
+    name = Path(metadata.get("model_file", MODEL_FILENAME)).with_suffix(LITERT_SUFFIX).name
+    (Path(output_dir) / name).write_bytes(content)
+    return {**metadata, "litert": {"file": name, "sha256": sha256_of(content)}}
+
+
 def write_artefacts(output_dir: Path, model, metadata: dict, history: list[dict]) -> None:
-    """The model file, ``metadata.json`` and ``history.csv`` (train_v1 and train_box write the same three)."""
+    """The model file and its ``.tflite``, ``metadata.json`` and ``history.csv`` (train_v1 and
+    train_box write the same four)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save(output_dir / MODEL_FILENAME)
+    metadata = write_litert(output_dir, model, metadata)
     (output_dir / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
     with open(output_dir / HISTORY_FILENAME, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(history[0]))
