@@ -42,7 +42,11 @@ VIEWPORT = {"width": 1400, "height": 1000}
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 LOG_LINES = 200
-STARTUP_TIMEOUT_S = 120.0
+# Deadlines, not speeds: every wait below polls for a condition and ends as soon as it holds, so a
+# generous deadline costs nothing when things go well; it only has to outlast a busy, shared
+# 2-core machine (the app's first run imports TensorFlow and traces the model).
+STARTUP_TIMEOUT_S = 300.0
+TIMEOUT_MS = 300_000  # the default deadline of each page wait
 UPLOADER = "input[type=file]"
 # The sidebar's only slider is the threshold; its range input's value attribute holds what it
 # shows, the session's threshold snapped to the slider's 0.001 step.
@@ -164,7 +168,7 @@ def stop_process_group(process: subprocess.Popen) -> None:
 
 def launch_chromium(playwright):
     """Headless Debian Chromium from a sync or async Playwright driver (``await`` it for async)."""
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS), timeout=TIMEOUT_MS)
 
 
 @contextmanager
@@ -180,10 +184,11 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
-def new_page(browser, url: str | None = None, *, timeout_ms: int = 120_000, viewport: dict | None = None):
+def new_page(browser, url: str | None = None, *, timeout_ms: int = TIMEOUT_MS, viewport: dict | None = None):
     """A page of ``browser`` (at ``viewport``, the harness's by default); opened on ``url``, if
     given, until the app's first run there has ended."""
     page = browser.new_page(viewport=viewport or VIEWPORT)
+    page.set_default_timeout(timeout_ms)  # every implicit wait too (Playwright's own default is 30 s)
     if url is not None:
         page.goto(url, timeout=timeout_ms)
         wait_for_idle(page, timeout_ms)
@@ -192,22 +197,23 @@ def new_page(browser, url: str | None = None, *, timeout_ms: int = 120_000, view
 
 # --- page helpers (sync API) ----------------------------------------------------------------------
 
-def wait_for_idle(page, timeout_ms: int = 120_000) -> None:
+def wait_for_idle(page, timeout_ms: int = TIMEOUT_MS) -> None:
     """Until the script run has finished and its output replaced the previous run's."""
     page.wait_for_function(APP_IDLE, timeout=timeout_ms, polling=100)
 
 
-def wait_for_uploader(page, timeout_ms: int = 120_000) -> None:
+def wait_for_uploader(page, timeout_ms: int = TIMEOUT_MS) -> None:
     page.wait_for_selector(UPLOADER, state="attached", timeout=timeout_ms)
 
 
-def upload(page, *files, timeout_ms: int = 120_000) -> None:
+def upload(page, *files, timeout_ms: int = TIMEOUT_MS) -> None:
     """Puts ``files`` (paths, or Playwright payload dicts for bytes in memory) in the page's uploader."""
     wait_for_uploader(page, timeout_ms)
-    page.set_input_files(UPLOADER, [str(item) if isinstance(item, Path) else item for item in files])
+    page.set_input_files(UPLOADER, [str(item) if isinstance(item, Path) else item for item in files],
+                         timeout=timeout_ms)
 
 
-def wait_for_verdicts(page, names: Sequence[str], *, images: int = 0, timeout_ms: int = 120_000,
+def wait_for_verdicts(page, names: Sequence[str], *, images: int = 0, timeout_ms: int = TIMEOUT_MS,
                       polling: str | int = "raf") -> None:
     """Until a verdict naming each file is shown, and at least ``images`` pictures have loaded.
 
@@ -260,6 +266,11 @@ WATCH_FOR_RUN = """() => {
 # A collapsed sidebar is moved off screen, to the left, and has no width.
 SIDEBAR_OPEN = """() => { const rect = document.querySelector('[data-testid=stSidebar]').getBoundingClientRect();
     return rect.left >= 0 && rect.width > 0; }"""
+# No CSS transition or animation of the sidebar (its slide) is still running, however slowly a
+# busy machine draws it; an infinite one (a spinner) would never end and is not waited for.
+SIDEBAR_STILL = """() => document.querySelector('[data-testid=stSidebar]').getAnimations({subtree: true})
+    .every(a => a.playState !== 'running' || a.effect === null
+                || a.effect.getComputedTiming().iterations === Infinity)"""
 RAN_AND_IDLE = f"() => window.__harnessRunSeen === true && ({APP_IDLE})()"
 # The answer as the finished run left it: false until the run has ended, nothing stale remains and
 # :data:`ANSWER_SHOWN` holds, then the pictures and exceptions counted in that same instant. A
@@ -270,7 +281,7 @@ SETTLED_ANSWER = """(arg) => {
 }""" % (APP_IDLE, ANSWER_SHOWN, PICTURES_SHOWN)
 
 
-def open_from_sidebar(page, title: str, *, timeout_ms: int = 60_000) -> None:
+def open_from_sidebar(page, title: str, *, timeout_ms: int = TIMEOUT_MS) -> None:
     """Clicks the sidebar's navigation link titled ``title`` (as a person would) and waits until
     the run that the click started has ended."""
     links = page.locator("[data-testid=stSidebarNav] [data-testid=stSidebarNavLink]")
@@ -278,8 +289,7 @@ def open_from_sidebar(page, title: str, *, timeout_ms: int = 60_000) -> None:
     if not sidebar_open(page):
         # A phone starts with the sidebar collapsed (moved off screen): open it as a person would.
         page.locator("[data-testid=stExpandSidebarButton]").click(timeout=timeout_ms)
-        page.wait_for_function(SIDEBAR_OPEN, timeout=timeout_ms)
-        page.wait_for_timeout(400)  # its sliding animation (no event marks its end)
+        page.wait_for_function(f"() => ({SIDEBAR_OPEN})() && ({SIDEBAR_STILL})()", timeout=timeout_ms, polling=50)
     page.evaluate(WATCH_FOR_RUN)
     link.click(timeout=timeout_ms)
     page.wait_for_function(RAN_AND_IDLE, timeout=timeout_ms, polling=50)
@@ -342,13 +352,13 @@ def compact_preset_buttons(page) -> list:
     return page.locator(f"{COMPACT_THRESHOLD} [data-testid=stButton] button").filter(visible=True).all()
 
 
-def open_compact_threshold(page, timeout_ms: int = 30_000) -> None:
+def open_compact_threshold(page, timeout_ms: int = TIMEOUT_MS) -> None:
     page.locator(f"{COMPACT_THRESHOLD} summary").click(timeout=timeout_ms)
     page.locator(f"{COMPACT_THRESHOLD} [data-testid=stSlider]").wait_for(state="visible", timeout=timeout_ms)
 
 
 def choose_preset(page, index: int, expected: float, *, tolerance: float = 6e-4,
-                  timeout_ms: int = 60_000, buttons: list | None = None) -> float:
+                  timeout_ms: int = TIMEOUT_MS, buttons: list | None = None) -> float:
     """Clicks the ``index``-th preset button (of the sidebar's, or of ``buttons``) and waits until
     the sidebar's slider shows ``expected`` (within ``tolerance``: the slider shows its value
     snapped to its 0.001 step) and the run has ended.
@@ -368,9 +378,10 @@ def upload_to_answer_seconds(page, url: str, images: list[Path]) -> list[float]:
     """Seconds from upload to verdict + both images, each image new to the server's caches."""
     seconds = []
     for image in images:
-        page.goto(url, timeout=60_000)
+        page.goto(url, timeout=TIMEOUT_MS)
         wait_for_uploader(page)
-        page.wait_for_timeout(500)  # let the page settle before the clock starts
+        wait_for_idle(page)
+        page.wait_for_timeout(500)  # a quiet page before the clock starts (a measurement, not a wait)
         started = time.perf_counter()
         upload(page, image)
         wait_for_verdicts(page, [image.name], images=2)

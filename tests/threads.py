@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-BARRIER_TIMEOUT = 120  # seconds; a thread stuck before the barrier fails the test instead of hanging it
+# Seconds; a thread stuck before the barrier fails the test instead of hanging it. Generous: on a
+# busy, shared 2-core machine a new thread may wait long before it is first scheduled.
+BARRIER_TIMEOUT = 600
 
 
 def synthetic_image(index: int) -> bytes:

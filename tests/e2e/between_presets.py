@@ -18,6 +18,9 @@ from core.config import PROJECT_DIR
 # pass against the CLI's plain forward pass) could decide a verdict; farther, only a real
 # disagreement between them can, e.g. one side rounding the threshold to the slider's 0.001 step.
 MARGIN = 1e-5
+# A guard against a hung CLI, not a speed check: one process per preset, all side by side, each
+# loading TensorFlow and the model, on a machine that may be busy with other work.
+CLI_TIMEOUT_S = 1200
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ def cli_answers(paths: list[Path], preset_names: list[str]) -> dict[str, dict[st
             for name in preset_names}
     answers = {}
     for name, run in runs.items():
-        out, err = run.communicate(timeout=300)
+        out, err = run.communicate(timeout=CLI_TIMEOUT_S)
         if run.returncode != 0:
             raise AssertionError(f"core.predict --threshold {name} exited {run.returncode}: {err[-2000:]}")
         records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]

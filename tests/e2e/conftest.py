@@ -22,5 +22,8 @@ def browser():
 def page(browser):
     """A fresh page in its own browser context, so a new Streamlit session."""
     page = browser.new_page(viewport=harness.VIEWPORT)
+    # Every wait without a deadline of its own (clicks, reading text) gets the harness's generous
+    # one instead of Playwright's 30 s, which a busy machine can exceed.
+    page.set_default_timeout(harness.TIMEOUT_MS)
     yield page
     page.context.close()

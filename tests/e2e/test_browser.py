@@ -13,8 +13,10 @@ import pytest
 from PIL import Image
 
 from bench import app_harness as harness
+from bench.screenshots import DRAWN
 from core import artifacts
 from core.config import PROJECT_DIR
+from core.reports import VERDICT_TEXT
 from core.thresholds import PRESETS, decide
 from tests.e2e import between_presets
 from training.config import DEFAULT_DATA_DIR
@@ -27,6 +29,12 @@ HEADINGS = {"Classify": "Bone fracture detection", "Batch": "Batch", "Model perf
 PATHS = {"Classify": "", "Batch": "batch", "Model performance": "performance", "About": "about"}
 WITH_THRESHOLD = ("Classify", "Batch", "Model performance")  # the pages that draw the threshold sidebar
 PROBABILITY = re.compile(r"P\(fractured\) = ([0-9.]+)")
+WAIT_MS = harness.TIMEOUT_MS  # deadlines for conditions, generous for a busy machine; never a speed check
+# The run has ended, the slider shows ``threshold`` and the verdict naming ``name`` says ``verdict``.
+DECISION_SHOWN = """({name, verdict, threshold, slider}) => (%s)()
+    && Number(document.querySelector(slider)?.getAttribute('value')) === threshold
+    && Array.from(document.querySelectorAll('[data-testid=stAlert]'))
+        .some(a => a.innerText.includes(name) && a.innerText.includes(verdict))""" % harness.APP_IDLE
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(not harness.CHROMIUM.exists(), reason=f"no Chromium at {harness.CHROMIUM}")
@@ -54,6 +62,11 @@ def _sidebar_costs(page) -> str:
     return page.locator("[data-testid=stSidebar] [data-testid=stCaptionContainer]").last.inner_text()
 
 
+def _wait_for_decision(page, name: str, decision: str, threshold: float) -> None:
+    page.wait_for_function(DECISION_SHOWN, arg={"name": name, "verdict": VERDICT_TEXT[decision], "threshold": threshold,
+                                                "slider": harness.SLIDER_INPUT}, timeout=WAIT_MS, polling=100)
+
+
 def _heading(page, title: str):
     return page.get_by_role("heading", name=title).first
 
@@ -61,14 +74,14 @@ def _heading(page, title: str):
 def test_a_deep_link_on_a_fresh_server_opens_inside_the_app(app, page):
     # Runs first, on the fresh server: Streamlit's legacy pages/ mode is still on then, and would
     # list every module of pages/ as a page.
-    page.goto(f"{app.url}/batch", timeout=120_000)
-    _heading(page, "Batch").wait_for(timeout=120_000)
-    harness.threshold_slider(page).wait_for(state="attached", timeout=60_000)
+    page.goto(f"{app.url}/batch", timeout=WAIT_MS)
+    _heading(page, "Batch").wait_for(timeout=WAIT_MS)
+    harness.threshold_slider(page).wait_for(state="attached", timeout=WAIT_MS)
     assert harness.sidebar_links(page) == list(NAVIGATION)
 
 
 def test_upload_threshold_and_every_page_through_the_sidebar(app, page, xray):
-    page.goto(app.url, timeout=120_000)
+    page.goto(app.url, timeout=WAIT_MS)
     harness.upload(page, xray)
     harness.wait_for_verdicts(page, [XRAY_NAME], images=2)
     _screenshot(page, "classify")
@@ -78,24 +91,23 @@ def test_upload_threshold_and_every_page_through_the_sidebar(app, page, xray):
 
     harness.threshold_slider(page).focus()
     page.keyboard.press("End")  # threshold 1.0: nothing is called a fracture
-    page.locator("text=No fracture detected").first.wait_for(timeout=30_000)
+    _wait_for_decision(page, XRAY_NAME, "not_fractured", 1.0)
     page.wait_for_function(
         "(before) => { const c = document.querySelectorAll('[data-testid=stSidebar] "
         "[data-testid=stCaptionContainer]'); return c[c.length - 1].innerText !== before; }",
-        arg=first_costs, timeout=30_000)
+        arg=first_costs, timeout=WAIT_MS)
     assert _sidebar_costs(page) != first_costs
     page.keyboard.press("Home")  # threshold 0.0: everything is
-    page.locator("text=Fracture suspected").first.wait_for(timeout=30_000)
-    harness.wait_for_idle(page)
+    _wait_for_decision(page, XRAY_NAME, "fractured", 0.0)
     assert harness.shown_decision(page, XRAY_NAME) == "fractured"
     assert harness.shown_threshold(page) == 0.0
     _screenshot(page, "classify_threshold_0")
 
     for title in (*NAVIGATION[1:], NAVIGATION[0]):
         harness.open_from_sidebar(page, title)
-        _heading(page, HEADINGS[title]).wait_for(timeout=60_000)
+        _heading(page, HEADINGS[title]).wait_for(timeout=WAIT_MS)
         assert page.url.rstrip("/") == f"{app.url}/{PATHS[title]}".rstrip("/")
-        page.wait_for_timeout(1500)  # charts and images settle
+        page.wait_for_function(DRAWN, timeout=WAIT_MS, polling=100)  # charts and images drawn
         assert harness.exceptions_shown(page) == 0, title
         if title in WITH_THRESHOLD:
             assert harness.shown_threshold(page) == 0.0, f"{title} forgot the threshold chosen on Classify"
@@ -109,19 +121,20 @@ def test_a_file_over_the_upload_limit_gets_streamlits_size_message(app, page, tm
     # a byte reaches the app; tests/app/test_bad_uploads.py covers what the app says if one does.
     huge = tmp_path / "huge.png"
     huge.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(51 * 1024 * 1024 - 8))
-    page.goto(app.url, timeout=120_000)
+    page.goto(app.url, timeout=WAIT_MS)
     harness.upload(page, huge)
     chip = page.locator("[data-testid=stFileChip]", has_text="huge.png")
-    chip.wait_for(timeout=60_000)
+    chip.wait_for(timeout=WAIT_MS)
     assert chip.get_attribute("aria-invalid") == "true"
     # Streamlit 1.67 marks the file red and says why in an alert for screen readers
     # and in a tooltip on hover.
     assert chip.get_by_role("alert").inner_text() == "Error: File must be 50.0MB or smaller."
     page.locator("[data-testid=stTooltipErrorHoverTarget]", has=chip).hover()
     tooltip = page.locator("[data-testid=stTooltipErrorContent]")
-    tooltip.wait_for(timeout=10_000)
+    tooltip.wait_for(timeout=WAIT_MS)
     assert tooltip.inner_text() == "File must be 50.0MB or smaller."
-    page.wait_for_timeout(1500)  # a rerun, had there been one, would have shown by now
+    page.wait_for_timeout(1500)  # a window for a rerun to start, had the file reached the app
+    harness.wait_for_idle(page, WAIT_MS)  # and for any such run to end before looking
     assert harness.exceptions_shown(page) == 0
     assert page.locator("text=/Fracture suspected|No fracture detected|Could not read/").count() == 0
     _screenshot(page, "over_upload_limit")
@@ -145,9 +158,9 @@ def test_the_app_the_cli_and_the_browser_test_all_give_the_same_verdict_at_each_
     cli = between_presets.cli_answers([radiograph.path for radiograph in radiographs_between_presets],
                                       [preset.name for preset in PRESETS])
 
-    page.goto(app.url, timeout=120_000)
+    page.goto(app.url, timeout=WAIT_MS)
     harness.upload(page, *(radiograph.path for radiograph in radiographs_between_presets))
-    harness.wait_for_verdicts(page, names, images=2 * len(names), timeout_ms=300_000)
+    harness.wait_for_verdicts(page, names, images=2 * len(names), timeout_ms=2 * WAIT_MS)
     assert len(harness.preset_buttons(page)) == len(PRESETS)
     shown: dict[str, dict[str, str]] = {}
     for index, preset in enumerate(PRESETS):
