@@ -32,6 +32,7 @@ def _viewers(app) -> int:
     return sum('"type":"image"' in chart.proto.spec for chart in app.get("plotly_chart"))
 
 
+@pytest.mark.slow  # the whole hostile corpus (80-odd files), each a fresh AppTest run of Classify
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_upload_on_the_classify_page(case):
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -62,6 +63,7 @@ MIXED = ["html-as-png", "dicom", "empty", "exif-rotate-90", "zip-as-jpg", "colou
          "png-bomb-900mp", "dicom-no-pixels", "20x20000", "dicom-jpeg-ls", "over-upload-limit"]
 
 
+@pytest.mark.slow  # 13 files on the Batch page in one AppTest: close to a minute on a busy machine
 def test_a_mixed_batch_gives_rows_for_good_files_and_messages_for_bad_ones():
     chosen = [_case(name) for name in MIXED]
     good = [case.file_name for case in chosen if isinstance(case.expected, Reads)]
