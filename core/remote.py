@@ -16,12 +16,10 @@ Streamlit.
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
-import http.client
-import json
-import urllib.error
+import math
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +27,7 @@ import numpy as np
 from core.classifier import ImageResult
 from core.config import FRACTURED
 from core.heatmaps import check_method
+from core.http_json import HttpJsonError, HttpStatusError, origin, request_json
 from core.imaging import MAX_FILE_BYTES, ImageReadError, decode_image
 from core.imaging.sources import load_bytes
 from core.overlay import encode_png
@@ -61,20 +60,33 @@ def encode_array(array: np.ndarray) -> dict:
     return {"dtype": array.dtype.str, "shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode()}
 
 
-def decode_array(payload: dict, dtype: str | np.dtype) -> np.ndarray:
-    """The array :func:`encode_array` encoded, which must hold ``dtype``.
+def decode_array(payload, dtype: str | np.dtype, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The array :func:`encode_array` encoded, which must hold ``dtype`` (and ``shape``, if given).
 
     Raises:
-        ValueError: for another dtype, or bytes that do not fill the shape.
+        ValueError: for anything else: another dtype or shape, a malformed field, or bytes that do
+            not fill the shape.
     """
     expected = np.dtype(dtype)
-    if np.dtype(payload["dtype"]) != expected:
-        raise ValueError(f"expected a {expected} array; got {payload['dtype']}")
-    shape = tuple(int(side) for side in payload["shape"])
-    data = base64.b64decode(payload["data"])
-    if len(data) != expected.itemsize * int(np.prod(shape)):
-        raise ValueError(f"{len(data)} bytes cannot fill a {expected} array of shape {shape}")
-    return np.frombuffer(data, dtype=expected).reshape(shape).copy()  # writable, like a computed array
+    if not isinstance(payload, dict) or set(payload) != {"dtype", "shape", "data"}:
+        raise ValueError("an array must be {dtype, shape, data}")
+    if payload["dtype"] != expected.str:
+        raise ValueError(f"expected a {expected} array; got {str(payload['dtype'])[:40]!r}")
+    sides = payload["shape"]
+    if not isinstance(sides, list) or not all(isinstance(side, int) and not isinstance(side, bool) and side >= 0
+                                              for side in sides) or len(sides) > 4:
+        raise ValueError(f"an array's shape must be a list of sizes; got {str(sides)[:60]}")
+    if shape is not None and tuple(sides) != shape:
+        raise ValueError(f"expected an array of shape {shape}; got {tuple(sides)}")
+    if not isinstance(payload["data"], str):
+        raise ValueError("an array's data must be base64 text")
+    try:
+        data = base64.b64decode(payload["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("an array's data is not valid base64") from None
+    if len(data) != expected.itemsize * math.prod(sides):
+        raise ValueError(f"{len(data)} bytes cannot fill a {expected} array of shape {tuple(sides)}")
+    return np.frombuffer(data, dtype=expected).reshape(sides).copy()  # writable, like a computed array
 
 
 def result_payload(result: ImageResult) -> dict:
@@ -87,21 +99,75 @@ def result_payload(result: ImageResult) -> dict:
             "heatmap_method": result.heatmap_method}
 
 
-def result_from_payload(payload: dict, image: np.ndarray) -> ImageResult:
-    """The :class:`ImageResult` of :func:`result_payload`, with ``image`` (the client's own read) as its picture.
+RESULT_FIELDS = frozenset({"probability_fractured", "radiograph_check", "source_shape", "model_input",
+                           "heatmap", "heatmap_method"})
+CHECK_FIELDS = frozenset(field.name for field in dataclasses.fields(RadiographCheck))
+
+
+def result_from_payload(payload, image: np.ndarray, size: int) -> ImageResult:
+    """The :class:`ImageResult` of :func:`result_payload`, with ``image`` (the client's own read) as
+    its picture, after checking every field: a server's answer is untrusted input.
+
+    Args:
+        payload: the parsed JSON of ``/result``.
+        image: the client's own read of the upload.
+        size: the side of the model input the server's model takes.
 
     Raises:
+        ValueError: for a missing or unexpected field, or a value out of its range or shape (a NaN
+            or out-of-range P, a map of another size or outside [0, 1]).
         RemoteServingError: if the server read the image at another size than ``image`` (a server
             running another version of the reader).
     """
-    source_shape = tuple(int(side) for side in payload["source_shape"])
+    if not isinstance(payload, dict) or set(payload) != RESULT_FIELDS:
+        found = set(payload) if isinstance(payload, dict) else set()
+        raise ValueError(f"the answer must hold exactly {', '.join(sorted(RESULT_FIELDS))}; missing "
+                         f"{sorted(RESULT_FIELDS - found)}, unexpected {sorted(found - RESULT_FIELDS)[:5]}")
+    probability = _unit_number(payload["probability_fractured"], "probability_fractured")
+    shape = payload["source_shape"]
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(side, int) and side > 0 for side in shape)):
+        raise ValueError(f"source_shape must be two positive sizes; got {str(shape)[:60]}")
+    source_shape = tuple(shape)
     if source_shape != image.shape:
         raise RemoteServingError(f"the server read the image as {source_shape[0]}×{source_shape[1]} px and this "
                                  f"app as {image.shape[0]}×{image.shape[1]}: they run different versions")
-    heatmap = None if payload["heatmap"] is None else decode_array(payload["heatmap"], np.float32)
-    return ImageResult(float(payload["probability_fractured"]), RadiographCheck(**payload["radiograph_check"]),
-                       decode_array(payload["model_input"], np.uint8), image, source_shape, heatmap,
-                       payload["heatmap_method"])
+    heatmap = None if payload["heatmap"] is None else heatmap_from_payload(payload["heatmap"], size)
+    method = payload["heatmap_method"]
+    if (method is None) != (heatmap is None) or (method is not None and not isinstance(method, str)):
+        raise ValueError("heatmap and heatmap_method must come together")
+    return ImageResult(probability, _radiograph_check(payload["radiograph_check"]),
+                       decode_array(payload["model_input"], np.uint8, (size, size, 1)), image, source_shape,
+                       heatmap, None if method is None else check_method(method))
+
+
+def heatmap_from_payload(payload, size: int) -> np.ndarray:
+    """A heatmap the server sent: float32 (size, size), every value in [0, 1].
+
+    Raises:
+        ValueError: for another dtype or shape, or a value that is not finite or lies outside [0, 1].
+    """
+    heatmap = decode_array(payload, np.float32, (size, size))
+    if not (np.isfinite(heatmap).all() and heatmap.min(initial=0.0) >= 0.0 and heatmap.max(initial=0.0) <= 1.0):
+        raise ValueError("a heatmap's values must be finite and within [0, 1]")
+    return heatmap
+
+
+def _unit_number(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1]; got {str(value)[:40]}")  # NaN fails the range
+    return float(value)
+
+
+def _radiograph_check(values) -> RadiographCheck:
+    if not isinstance(values, dict) or set(values) != CHECK_FIELDS:
+        raise ValueError(f"radiograph_check must hold exactly {', '.join(sorted(CHECK_FIELDS))}")
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            raise ValueError(f"radiograph_check.{name} must be a finite number or null; got {str(value)[:40]}")
+    if values["colourfulness"] is None:
+        raise ValueError("radiograph_check.colourfulness must be a number")
+    return RadiographCheck(**values)
 
 
 @dataclass(frozen=True)
@@ -128,7 +194,14 @@ class ServedHeatmaps:
         Raises:
             ValueError: for a method this client does not know (a server running another version).
         """
-        return cls(check_method(payload["default"]), tuple(check_method(method) for method in payload["methods"]))
+        if not isinstance(payload, dict) or set(payload) != {"default", "methods"} \
+                or not isinstance(payload["default"], str) or not isinstance(payload["methods"], list) \
+                or not all(isinstance(method, str) for method in payload["methods"]):
+            raise ValueError("the server's heatmaps must be {default: a method, methods: a list of methods}")
+        methods = tuple(check_method(method) for method in payload["methods"])
+        if check_method(payload["default"]) not in methods:
+            raise ValueError(f"the server's default heatmap {payload['default']!r} is not among its methods")
+        return cls(payload["default"], methods)
 
 
 def model_input_png(model_input: np.ndarray) -> bytes:
@@ -164,10 +237,19 @@ class RemoteExplainer:
             RemoteServingError: if the server cannot be reached or fails.
         """
         method = check_method(method or self._client.default_heatmap)
-        maps = [self._client.post_json(EXPLAIN_ROUTE, model_input_png(model_input), method=method,
-                                       class_index=str(int(class_index)))["heatmap"]
+        size = self._client.preprocess_config.image_size
+        maps = [self._client.checked_answer(
+                    lambda answer: _explain_heatmap(answer, method, size), EXPLAIN_ROUTE,
+                    model_input_png(model_input), method=method, class_index=str(int(class_index)))
                 for model_input in np.asarray(model_inputs)]
-        return np.stack([decode_array(heatmap, np.float32) for heatmap in maps])
+        return np.stack(maps) if maps else np.zeros((0, size, size), np.float32)
+
+
+def _explain_heatmap(answer, method: str, size: int) -> np.ndarray:
+    """The map of an ``/explain`` answer, checked: ``{"method", "heatmap"}`` for the method asked."""
+    if not isinstance(answer, dict) or set(answer) != {"method", "heatmap"} or answer["method"] != method:
+        raise ValueError(f"the answer must be {{method: {method!r}, heatmap}}")
+    return heatmap_from_payload(answer["heatmap"], size)
 
 
 class RemoteClassifier:
@@ -181,7 +263,7 @@ class RemoteClassifier:
                  timeout_s: float = DEFAULT_TIMEOUT_S):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
-        self.metadata = ModelMetadata.parse(metadata, where=f"the metadata of the fracture server at {self.url}")
+        self.metadata = ModelMetadata.parse(metadata, where=f"the metadata of the fracture server at {origin(self.url)}")
         self.preprocess_config = self.metadata.preprocessing
         self.thresholds = self.metadata.thresholds
         self.default_heatmap = heatmaps.default  # what the server's answers carry
@@ -211,7 +293,7 @@ class RemoteClassifier:
         heatmaps = ServedHeatmaps.from_payload(_request_json(url.rstrip("/") + HEATMAPS_ROUTE, None, timeout_s))
         client = cls(url, metadata, heatmaps, timeout_s=timeout_s)
         if expected_version is not None and client.version != expected_version:
-            raise RemoteServingError(f"the fracture server at {client.url} serves model {client.version!r}; this app's "
+            raise RemoteServingError(f"the fracture server at {origin(client.url)} serves model {client.version!r}; this app's "
                                      f"thresholds and figures are for {expected_version!r}")
         return client
 
@@ -241,13 +323,30 @@ class RemoteClassifier:
             check_method(heatmap)
         data, _ = load_bytes(source, MAX_FILE_BYTES)
         image = decode_image(data).grey  # the same reader as the server's: the same error message
-        result = result_from_payload(self.post_json(RESULT_ROUTE, data), image)
+        size = self.preprocess_config.image_size
+        result = self.checked_answer(lambda answer: result_from_payload(answer, image, size), RESULT_ROUTE, data)
         if heatmap is None:
             return dataclasses.replace(result, heatmap=None, heatmap_method=None)
         if heatmap != result.heatmap_method or class_index != FRACTURED:
             explained = self.explainer.explain(result.model_input[None], heatmap, class_index)[0]
             return dataclasses.replace(result, heatmap=explained, heatmap_method=heatmap)
         return result
+
+    def checked_answer(self, parse, route: str, body: bytes, **query: str):
+        """``parse`` of the server's answer to ``body`` posted to ``route``; an answer ``parse``
+        refuses (ValueError) is the server's fault, reported as such.
+
+        Raises:
+            core.imaging.ImageReadError: if the server could not read the body (HTTP 413 or 422).
+            RemoteServingError: if the server cannot be reached, times out, fails or sends an
+                invalid answer.
+        """
+        answer = self.post_json(route, body, **query)
+        try:
+            return parse(answer)
+        except ValueError as error:
+            raise RemoteServingError(f"the fracture server at {origin(self.url)} sent an invalid answer to "
+                                     f"{route}: {error}") from None
 
     def post_json(self, route: str, body: bytes, **query: str) -> dict:
         """The JSON the server answers to ``body`` posted to ``route``.
@@ -260,37 +359,14 @@ class RemoteClassifier:
         return _request_json(url, body, self.timeout_s)
 
 
-def _request_json(url: str, body: bytes | None, timeout_s: float) -> dict:
-    """GET ``url`` (``body`` None) or POST ``body`` to it, and parse the JSON answer."""
-    request = urllib.request.Request(url, data=body, method="GET" if body is None else "POST",
-                                     headers={"Content-Type": "application/octet-stream"})
+def _request_json(url: str, body: bytes | None, timeout_s: float):
+    """GET ``url`` (``body`` None) or POST ``body`` to it, and parse the JSON answer (bounded in time
+    and size, no redirects: :func:`core.http_json.request_json`)."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        detail = _error_detail(error)
-        if error.code in UNREADABLE_STATUSES:
-            raise ImageReadError(detail) from None
-        raise RemoteServingError(f"the fracture server at {_origin(url)} answered HTTP {error.code}: "
-                                 f"{detail}") from None
-    except urllib.error.URLError as error:
-        raise RemoteServingError(f"cannot reach the fracture server at {_origin(url)}: {error.reason}") from None
-    except TimeoutError:
-        raise RemoteServingError(f"the fracture server at {_origin(url)} did not answer within "
-                                 f"{timeout_s:g} s") from None
-    except (ConnectionError, http.client.HTTPException, json.JSONDecodeError) as error:
-        raise RemoteServingError(f"the fracture server at {_origin(url)} broke off its answer: {error}") from None
-
-
-def _error_detail(error: urllib.error.HTTPError) -> str:
-    """The server's own message (``{"error": ...}``), else the status's reason."""
-    try:
-        return str(json.loads(error.read())["error"])
-    except (ValueError, KeyError, TypeError, OSError):
-        return str(error.reason)
-
-
-def _origin(url: str) -> str:
-    """``scheme://host:port`` of ``url``: where the server is, without the query (which may name a file)."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+        return request_json(url, body, timeout_s)
+    except HttpStatusError as error:
+        if error.status in UNREADABLE_STATUSES:
+            raise ImageReadError(error.detail) from None
+        raise RemoteServingError(str(error)) from None
+    except HttpJsonError as error:
+        raise RemoteServingError(str(error)) from None
