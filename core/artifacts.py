@@ -56,6 +56,25 @@ def load_thresholds(model_dir: str | Path = MODELS_DIR) -> OperatingThresholds:
     return load_metadata(model_dir).thresholds
 
 
+def check_network_file(model_dir: str | Path, metadata: ModelMetadata) -> Path:
+    """The path of the Keras model file ``metadata`` names, checked without Keras: present, and a
+    ``.keras`` archive where it is named so (the LiteRT runtime loads it only for a gradient method,
+    and a damaged folder is still refused at load).
+
+    Raises:
+        FileNotFoundError: if the model file is missing.
+        UnusableModelError: if a ``.keras`` file is not a zip archive.
+    """
+    metadata_path = Path(model_dir) / METADATA_FILENAME
+    model_path = Path(model_dir) / metadata.model_file
+    # Keras reports a missing file as ValueError; callers (the CLIs) expect FileNotFoundError.
+    if not model_path.is_file():
+        raise FileNotFoundError(f"model file {model_path} named in {metadata_path} is missing")
+    if model_path.suffix == ".keras" and not zipfile.is_zipfile(model_path):
+        raise UnusableModelError(f"model file {model_path} is not a .keras archive (a zip file)")
+    return model_path
+
+
 def load_network(model_dir: str | Path, metadata: ModelMetadata):
     """The Keras model ``metadata`` names, without optimizer state.
 
@@ -67,13 +86,7 @@ def load_network(model_dir: str | Path, metadata: ModelMetadata):
 
     import core.layers  # noqa: F401  (registers the custom layers a model file names)
 
-    metadata_path = Path(model_dir) / METADATA_FILENAME
-    model_path = Path(model_dir) / metadata.model_file
-    # Keras reports a missing file as ValueError; callers (the CLIs) expect FileNotFoundError.
-    if not model_path.is_file():
-        raise FileNotFoundError(f"model file {model_path} named in {metadata_path} is missing")
-    if model_path.suffix == ".keras" and not zipfile.is_zipfile(model_path):
-        raise UnusableModelError(f"model file {model_path} is not a .keras archive (a zip file)")
+    model_path = check_network_file(model_dir, metadata)
     try:
         return keras.saving.load_model(model_path, compile=False)
     except (ValueError, OSError, TypeError, KeyError) as error:

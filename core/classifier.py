@@ -1,14 +1,24 @@
 """The shipped CNN as a classifier: load once, classify an image, explain its verdict.
 
 :class:`FractureClassifier` is created once per process (the app caches it) and is safe to
-share between threads: it holds no per-call state, and a ``tf.function`` may be called
-concurrently. Every call returns an :class:`ImageResult`.
+share between threads: it holds no per-call state, a ``tf.function`` may be called
+concurrently, and the LiteRT pass gives each thread an interpreter of its own. Every call
+returns an :class:`ImageResult`.
+
+Two runtimes (issue 22). :meth:`FractureClassifier.load` serves a model whose ``metadata.json``
+names a ``.tflite`` (:mod:`core.litert`) and whose default heatmap needs no gradients (the fracture
+map) on LiteRT: the verdict, that heatmap and the radiograph check's features come without
+importing TensorFlow, and the Keras model with its :class:`~core.heatmaps.HeatmapExplainer` loads
+the first time another heatmap method is asked for. Any other model runs on TensorFlow as
+before, and the log says so once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -17,8 +27,8 @@ import numpy as np
 
 from core import artifacts
 from core.config import FRACTURED, MODELS_DIR
-from core.heatmaps import (FROM_FORWARD_PASS, FROM_GRADCAM_PASS, HeatmapExplainer, check_method, fracture_cells,
-                           has_fracture_map, maps_from_cells, method_info)
+from core.heatmaps import (FROM_FORWARD_PASS, FROM_GRADCAM_PASS, REGISTRY, HeatmapExplainer, check_method,
+                           fracture_cells, has_fracture_map, maps_from_cells, method_info)
 from core.imaging import decode_image
 from core.metadata import ModelMetadata
 from core.metrics import apply_temperature
@@ -29,6 +39,8 @@ from core.radiograph_check import (RadiographCheck, RadiographReference, activat
 from core.radiograph_detector import RadiographDetector
 from core.thresholds import OperatingThresholds, decide
 
+log = logging.getLogger(__name__)
+
 BATCH_SIZE = 128
 # TensorFlow's CPU kernels (oneDNN) compute a batch of one image in another order than a batch of
 # two or more, which agree with each other bit for bit whatever their size or the number of
@@ -38,6 +50,17 @@ MIN_BATCH_ROWS = 2
 # ``heatmap`` of warm_up and core.scoring.score_files when the caller names none: the model's own
 # ``default_heatmap`` (None already means "no heatmap", so the model's default needs a name of its own).
 MODEL_DEFAULT = "model-default"
+# FractureClassifier.load's runtimes.
+AUTO = "auto"
+LITERT = "litert"
+TENSORFLOW = "tensorflow"
+_SAID: set[str] = set()  # the fallback messages this process has logged
+
+
+def _say_once(message: str) -> None:
+    if message not in _SAID:
+        _SAID.add(message)
+        log.warning(message)
 
 
 @dataclass(frozen=True)
@@ -114,35 +137,73 @@ class FractureClassifier:
     """
 
     def __init__(self, model, metadata: ModelMetadata | dict, reference: RadiographReference | None = None,
-                 detector: RadiographDetector | None = None):
-        self.model = model
+                 detector: RadiographDetector | None = None, *, litert=None, model_loader=None):
+        """``litert``: a :class:`core.litert.LiteRTForward` of the model, which then runs the forward
+        pass; ``model`` may then be None, and ``model_loader()`` gives the Keras model the first
+        time a method of the explainer needs it."""
         self.metadata = ModelMetadata.parse(metadata)
         self.preprocess_config = self.metadata.preprocessing
         self.temperature = self.metadata.temperature
         self.thresholds = self.metadata.thresholds
         self.reference = reference
         self.detector = detector
+        cam_layer = self.metadata.cam_layer
+        self.default_heatmap = check_method(self.metadata.default_heatmap)
+        self._model, self._model_loader, self._model_lock = model, model_loader, threading.Lock()
+        if litert is not None:
+            self.runtime = LITERT
+            self._has_map = litert.has_map
+            self._forward = litert
+            self.explainer = None if cam_layer is None else LazyExplainer(self, cam_layer)
+            return
+        self.runtime = TENSORFLOW
         extras = pass_extras(model)
         self._has_map = has_fracture_map(model)
         self._forward = compile_forward(model, extras)
-        cam_layer = self.metadata.cam_layer
-        self.default_heatmap = check_method(self.metadata.default_heatmap)
         self.explainer = None if cam_layer is None else HeatmapExplainer(model, cam_layer, extras[:1],
                                                                          default_method=self.default_heatmap)
 
+    @property
+    def model(self):
+        """The Keras model; on the LiteRT runtime loaded (with TensorFlow) on first use."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    if self._model_loader is None:
+                        raise ValueError("this classifier was built without its Keras model")
+                    log.info("loading TensorFlow and the Keras model for a heatmap the LiteRT pass does not draw")
+                    self._model = self._model_loader()
+        return self._model
+
     @classmethod
-    def load(cls, model_dir: str | Path = MODELS_DIR) -> "FractureClassifier":
+    def load(cls, model_dir: str | Path = MODELS_DIR, runtime: str = AUTO) -> "FractureClassifier":
         """The model in ``model_dir`` (by default the shipped one), read by :mod:`core.artifacts`.
 
+        Args:
+            runtime: :data:`AUTO` (LiteRT where the model ships a ``.tflite`` and its default
+                heatmap needs no gradients, else TensorFlow), :data:`LITERT` or :data:`TENSORFLOW`.
+
         Raises:
-            FileNotFoundError: if the metadata or model file is missing.
-            ValueError: if the metadata is not valid (:class:`core.metadata.MetadataError`) or the
-                model file cannot be loaded (:class:`core.artifacts.UnusableModelError`).
+            FileNotFoundError: if the metadata, model or named ``.tflite`` file is missing.
+            ValueError: if the metadata is not valid (:class:`core.metadata.MetadataError`), the
+                model file cannot be loaded (:class:`core.artifacts.UnusableModelError`) or the
+                ``.tflite`` is corrupt or not the one recorded (:class:`core.litert.LiteRTError`).
         """
+        if runtime not in (AUTO, LITERT, TENSORFLOW):
+            raise ValueError(f"unknown runtime {runtime!r}; valid: {AUTO}, {LITERT}, {TENSORFLOW}")
         metadata = artifacts.load_metadata(model_dir)
-        model = artifacts.load_network(model_dir, metadata)
         reference = artifacts.load_radiograph_reference(model_dir, metadata.model_version)
-        return cls(model, metadata, reference, artifacts.load_radiograph_detector(model_dir))
+        detector = artifacts.load_radiograph_detector(model_dir)
+        if runtime == AUTO:
+            runtime = _choose_runtime(metadata, model_dir)
+        if runtime == LITERT:
+            if metadata.litert is None:
+                raise FileNotFoundError(f"the metadata.json in {model_dir} names no .tflite; "
+                                        "run python -m training.litert_export")
+            artifacts.check_network_file(model_dir, metadata)  # a damaged folder is refused now, not at first Grad-CAM
+            return cls(None, metadata, reference, detector, litert=artifacts.load_litert(model_dir, metadata),
+                       model_loader=lambda: artifacts.load_network(model_dir, metadata))
+        return cls(artifacts.load_network(model_dir, metadata), metadata, reference, detector)
 
     @property
     def version(self) -> str:
@@ -210,7 +271,7 @@ class FractureClassifier:
     def _check_heatmap(self, heatmap: str | None) -> None:
         if heatmap is not None:
             check_method(heatmap)
-            if self.explainer is None:
+            if self.metadata.cam_layer is None:
                 raise ValueError("this model's metadata names no cam_layer, so it cannot be explained")
 
     def _classify_rows(self, images: Sequence[PreparedImage], heatmap: str | None,
@@ -266,13 +327,83 @@ class FractureClassifier:
         for start in range(0, len(model_inputs), BATCH_SIZE):
             chunk = model_inputs[start : start + BATCH_SIZE]
             probabilities, *extras = self._forward(np.asarray(padded_batch(chunk), np.float32))
-            outputs[0].append(probabilities.numpy()[: len(chunk), FRACTURED])
+            outputs[0].append(np.asarray(probabilities)[: len(chunk), FRACTURED])
             for kept, extra in zip(outputs[1:], extras):
-                kept.append(extra.numpy()[: len(chunk)])
+                kept.append(np.asarray(extra)[: len(chunk)])
         if not outputs[0]:
             return np.zeros(0), np.zeros((0, 0)), None
         cells = np.concatenate(outputs[2]) if outputs[2] else None
         return np.concatenate(outputs[0]).astype(np.float64), np.concatenate(outputs[1]), cells
+
+
+def _choose_runtime(metadata: ModelMetadata, model_dir) -> str:
+    """LiteRT where ``metadata`` records a ``.tflite`` and its default heatmap needs no gradients;
+    else TensorFlow, said once in the log."""
+    if metadata.litert is None:
+        _say_once(f"{model_dir}: no .tflite recorded in metadata.json, so the forward pass runs on TensorFlow "
+                  "(python -m training.litert_export writes one)")
+        return TENSORFLOW
+    if method_info(metadata.default_heatmap).needs_gradients:
+        _say_once(f"{model_dir}: the default heatmap {metadata.default_heatmap!r} needs gradients, so the model "
+                  "runs on TensorFlow, not on its .tflite")
+        return TENSORFLOW
+    return LITERT
+
+
+class LazyExplainer:
+    """The :class:`~core.heatmaps.HeatmapExplainer` of a classifier on LiteRT, built (with TensorFlow)
+    the first time a method that needs it is asked for. The fracture map and :attr:`methods` come
+    from the LiteRT pass and the registry, without TensorFlow."""
+
+    def __init__(self, classifier: "FractureClassifier", cam_layer: str):
+        self._classifier = classifier
+        self.cam_layer = cam_layer
+        self.size = classifier.preprocess_config.image_size
+        self.default_method = classifier.default_heatmap
+        self._explainer: HeatmapExplainer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The keys of :data:`~core.heatmaps.REGISTRY` the model can draw, as HeatmapExplainer's."""
+        return tuple(key for key, method in REGISTRY.items()
+                     if method.source != FROM_FORWARD_PASS or self._classifier._has_map)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether TensorFlow and the Keras model have been loaded for a heatmap method."""
+        return self._explainer is not None
+
+    def tensorflow_explainer(self) -> HeatmapExplainer:
+        """The explainer on the Keras model, built on first use (loads TensorFlow)."""
+        if self._explainer is None:
+            with self._lock:
+                if self._explainer is None:
+                    model = self._classifier.model
+                    self._explainer = HeatmapExplainer(model, self.cam_layer, pass_extras(model)[:1],
+                                                       default_method=self.default_method)
+        return self._explainer
+
+    @property
+    def model(self):
+        return self._classifier.model
+
+    def explain(self, model_inputs: np.ndarray, method: str | None = None,
+                class_index: int = FRACTURED) -> np.ndarray:
+        """:meth:`core.heatmaps.HeatmapExplainer.explain`; the fracture map from the LiteRT pass."""
+        if method_info(method or self.default_method).source == FROM_FORWARD_PASS:
+            return self.fracture_map(model_inputs, class_index)
+        return self.tensorflow_explainer().explain(model_inputs, method, class_index)
+
+    def fracture_map(self, model_inputs: np.ndarray, class_index: int = FRACTURED) -> np.ndarray:
+        """The model's own map (see :func:`core.heatmaps.maps_from_cells`), from the LiteRT pass."""
+        if not self._classifier._has_map:
+            raise ValueError(f"this model draws no fracture map of its own; use one of: {', '.join(self.methods)}")
+        _, _, cells = self._classifier._forward_rows(np.asarray(model_inputs))
+        return maps_from_cells(cells, self.size, class_index)
+
+    def grad_cam_pass(self, model_inputs: np.ndarray, class_index: int = FRACTURED):
+        return self.tensorflow_explainer().grad_cam_pass(model_inputs, class_index)
 
 
 def padded_batch(model_inputs: np.ndarray) -> np.ndarray:

@@ -149,7 +149,10 @@ class LiteRTRecord:
         sha256 = reader.text("sha256")
         if len(sha256) != 64 or any(char not in "0123456789abcdef" for char in sha256):
             raise MetadataError(f"{reader.where}: field 'sha256' must be 64 lower-case hex digits; got {sha256!r}")
-        return cls(reader.text("file"), sha256)
+        name = reader.text("file")
+        if name in ("", ".", "..") or any(name != kind(name).name for kind in (PurePosixPath, PureWindowsPath)):
+            raise MetadataError(f"{reader.where}: field 'file' must be a file name in the model's folder; got {name!r}")
+        return cls(name, sha256)
 
 
 @dataclass(frozen=True)
