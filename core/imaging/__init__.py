@@ -15,7 +15,9 @@ Memory is budgeted per file, so that any accepted upload is answered in bounded 
   in the codestream's own header must match Rows × Columns;
 * images larger than ``max_output_pixels`` are read reduced (JPEG by DCT scaling, the rest by
   averaging boxes of pixels), and conversions to float run tile by tile, so no full-size float64
-  copy of a large image is ever made.
+  copy of a large image is ever made;
+* the work is bounded too (``core.imaging.limits``): scans, segments, chunks, strips and RLE
+  pixels are counted before decoding, and a deadline stops a decode that runs too long.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from core.imaging.common import SUPPORTED_FORMATS, DecodedImage, ImageReadError,
 from core.imaging.sources import load_bytes
 from core.imaging.raster import read_pillow
 from core.imaging.dicom import looks_like_dicom, read_dicom
+from core.imaging.limits import decode_deadline
 
 __all__ = ["DecodedImage", "ImageReadError", "MAX_FILE_BYTES", "MAX_OUTPUT_PIXELS", "MAX_PIXELS",
            "SUPPORTED_FORMATS", "decode_image", "read_image"]
@@ -72,6 +75,7 @@ def decode_image(source: bytes | bytearray | memoryview | str | os.PathLike,
     reader with one allow-list of formats.
     """
     data, label = load_bytes(source, max_bytes)
-    if looks_like_dicom(data):
-        return DecodedImage(read_dicom(data, label, max_pixels, max_bytes, max_output_pixels))
-    return read_pillow(data, label, max_pixels, max_output_pixels)
+    with decode_deadline(label):  # see core.imaging.limits: the work is bounded, not only the bytes
+        if looks_like_dicom(data):
+            return DecodedImage(read_dicom(data, label, max_pixels, max_bytes, max_output_pixels))
+        return read_pillow(data, label, max_pixels, max_output_pixels)

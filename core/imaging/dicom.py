@@ -22,6 +22,7 @@ from pydicom.pixels.processing import convert_color_space
 from pydicom.pixels.utils import as_pixel_options
 
 from core.imaging.common import ImageReadError, DICOM_VRS, EXPECTED, FRAME_BYTES_PER_PIXEL, mp, too_big
+from core.imaging.limits import check_jpeg
 from core.imaging.tiles import checked_grey, finite_range, min_max, reduction_factor, rgb_luma, scaled_to_range
 
 
@@ -216,6 +217,8 @@ def _check_first_frame_header(ds, header: dict, ts, label: str) -> None:
             _check_rle_frame(frame, rows * cols, label)
             return
         width, height, components = parse(frame)
+        if parse is _jpeg_header:  # scans and segments bound the decoder's work, as for a JPEG upload
+            check_jpeg(frame, label, "the first frame's JPEG codestream")
     except ImageReadError:
         raise
     except (ValueError, struct.error) as e:
@@ -389,11 +392,30 @@ def _dicom_monochrome_to_grey(frame: DicomFrame, factor: int, label: str) -> np.
         return -tile if invert else tile
 
     height, width = arr.shape
+    if not _window_usable(ds):  # a NaN centre or an infinite width would make every pixel NaN or one grey
+        values = functools.partial(values, window=False)
     try:
         span = finite_range(height, width, values)
     except ImageReadError:
         raise
     except Exception:  # a malformed window is better ignored than fatal: the image is still valid
+        span = None
+    if span is None:  # a window that leaves no finite value is ignored too, as documented
         values = functools.partial(values, window=False)
         span = finite_range(height, width, values)
     return scaled_to_range(height, width, factor, values, span, label)
+
+
+def _window_usable(ds) -> bool:
+    """False when the first VOI window (the one applied) has a centre or width that is not a finite
+    number; True otherwise, also when there is no window or a VOI LUT sequence takes precedence."""
+    if "VOILUTSequence" in ds:
+        return True
+    try:
+        center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+        if center is None or width is None:
+            return True
+        first = [float(np.ravel(np.asarray(v, dtype=np.float64))[0]) for v in (center, width)]
+    except Exception:  # unreadable: apply_voi_lut raises and the window is ignored there
+        return True
+    return bool(np.isfinite(first).all())

@@ -10,10 +10,12 @@ import numpy as np
 from PIL import Image
 
 from core.imaging.common import DecodedImage, ImageReadError, COLOUR_MODES, EXPECTED, JPEG_EOI, PIL_FORMATS, THUMBNAIL, WEBP_COST, describe, mp, too_big
+from core.imaging.limits import GuardedBytes, check_structure
 from core.imaging.tiles import assemble, checked_grey, cleaned, finite_range, min_max, reduction_factor, rgb_luma, tile_boxes
 
 
 def read_pillow(data: bytes, label: str, max_pixels: int, max_output_pixels: int) -> DecodedImage:
+    check_structure(data, label)  # counts that bound the decoder's work, before Pillow sees the file
     try:
         try:
             img = _open_pil(data, label, max_pixels, max_output_pixels)
@@ -43,7 +45,9 @@ def _open_pil(data: bytes, label: str, max_pixels: int, max_output_pixels: int) 
     """Open lazily (header only), check the declared size, then decode (JPEG at a reduced scale
     when it is larger than max_output_pixels: libjpeg then never holds the full size)."""
     try:
-        img = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
+        img = Image.open(GuardedBytes(data), formats=PIL_FORMATS)  # every read checks the decode deadline
+    except ImageReadError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         size = _declared_size(data)
         if size is not None:
@@ -133,12 +137,14 @@ def _colour_thumbnail(img: Image.Image, data: bytes, factor: int) -> np.ndarray 
         return None  # grey modes hold no colour
     try:
         if img.format in ("JPEG", "MPO"):
-            img = Image.open(io.BytesIO(data), formats=("JPEG",))
+            img = Image.open(GuardedBytes(data), formats=("JPEG",))
             img.draft("RGB", THUMBNAIL)
         elif factor > 1:
             img = _reduced_by_tiles(img, factor)
         img.thumbnail(THUMBNAIL)
         return np.asarray(img.convert("RGB"))
+    except ImageReadError:  # the decode deadline: refused, not merely without colour
+        raise
     except Exception:  # colour is a warning, never a reason to refuse an image that reads
         return None
 

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from core.imaging.common import ImageReadError, TILE_PIXELS
+from core.imaging.limits import check_deadline
 
 
 # A 60 MP image as one float64 array is 480 MB, and numpy expressions make several of them.
@@ -29,6 +30,7 @@ def tile_boxes(height: int, width: int, factor: int):
     tile_height = max(factor, TILE_PIXELS // tile_width // factor * factor)
     for top in range(0, height, tile_height):
         for left in range(0, width, tile_width):
+            check_deadline()
             yield top, min(top + tile_height, height), left, min(left + tile_width, width)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from core.imaging.common import MAX_FILE_BYTES, MAX_OUTPUT_PIXELS, MAX_PIXELS, ImageReadError
 from core.imaging.dicom import DicomFrame, decode_dicom_frame, dicom_colour_to_grey, looks_like_dicom, modality_values
+from core.imaging.limits import decode_deadline
 from core.imaging.sources import load_bytes
 from core.imaging.tiles import assemble, reduction_factor
 
@@ -108,13 +109,14 @@ def dicom_windowable(data: bytes, max_side: int = 1600) -> WindowableImage | Non
     if not looks_like_dicom(data):
         return None
     data, label = load_bytes(data, MAX_FILE_BYTES)
-    frame = decode_dicom_frame(data, label, MAX_PIXELS, MAX_FILE_BYTES)
-    height, width = frame.pixels.shape[:2]
-    factor = max(math.ceil(max(height, width) / max_side), reduction_factor(height, width, MAX_OUTPUT_PIXELS))
-    if not frame.monochrome:
-        grey = dicom_colour_to_grey(frame.pixels, frame.photometric, factor, label)
-        return WindowableImage(grey, percentile_window(grey), _modality(frame.dataset))
-    return _monochrome(frame, factor, label)
+    with decode_deadline(label):
+        frame = decode_dicom_frame(data, label, MAX_PIXELS, MAX_FILE_BYTES)
+        height, width = frame.pixels.shape[:2]
+        factor = max(math.ceil(max(height, width) / max_side), reduction_factor(height, width, MAX_OUTPUT_PIXELS))
+        if not frame.monochrome:
+            grey = dicom_colour_to_grey(frame.pixels, frame.photometric, factor, label)
+            return WindowableImage(grey, percentile_window(grey), _modality(frame.dataset))
+        return _monochrome(frame, factor, label)
 
 
 def _monochrome(frame: DicomFrame, factor: int, label: str) -> WindowableImage:

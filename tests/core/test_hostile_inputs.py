@@ -7,6 +7,7 @@ tests/core/test_imaging.py; the 64-bit float TIFF (defect 10) is a case of tests
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -234,3 +235,145 @@ def test_at_most_the_limit_plus_one_byte_is_read(tmp_path, monkeypatch):
     with pytest.raises(ImageReadError,
                        match=r"'growing.png' is 0.0 MB \(101 bytes\); the limit is 0.0 MB \(100 bytes\)"):
         read_image(path, max_bytes=100)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 25, item 1: files that pass every size check but make a decoder work for minutes. Each is
+# built here just over its count (the counts, not the full-size bombs, are what is tested); the
+# full-size files and their times are in docs/robustness.md.
+
+from core.imaging import limits  # noqa: E402
+
+
+def _jpeg(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+def _tiff_strips(strips: int, width: int = 6) -> bytes:
+    """An uncompressed 8-bit TIFF of ``width`` × ``strips`` pixels, one row per strip, every strip
+    pointing at the same bytes (the issue's file had 10,000,000 of them)."""
+    import struct
+    entries = [(256, 4, 1, width), (257, 4, 1, strips), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+               (273, 4, strips, 0), (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, 1, width)]
+    pixels_at = 8 + 2 + 12 * len(entries) + 4
+    offsets_at = pixels_at + 16
+    entries[5] = (273, 4, strips, offsets_at)
+    head = b"II*\x00" + struct.pack("<IH", 8, len(entries))
+    head += b"".join(struct.pack("<HHII", *entry) for entry in entries) + bytes(4)
+    return head + bytes(range(16)) + np.full(strips, pixels_at, "<u4").tobytes()
+
+
+def test_a_tiff_of_too_many_strips_is_refused_before_pillow_lists_them():
+    ok = _tiff_strips(1000)
+    assert read_image(ok).shape == (1000, 6)  # the same file with fewer strips reads
+    with pytest.raises(ImageReadError, match=r"stored in 131,073 strips \(the limit is 131,072\)"):
+        read_image(_tiff_strips(limits.MAX_TIFF_STRIPS + 1))
+
+
+@pytest.mark.parametrize("compression", ["raw", "tiff_deflate", "packbits"])
+def test_multi_strip_tiffs_still_read(compression):
+    image = corpus.marker_image(900, 400)
+    data = corpus.encode(image, "TIFF", compression=compression, tiffinfo={278: 20})
+    assert Image.open(io.BytesIO(data)).tag_v2[273].__len__() > 1  # several strips
+    np.testing.assert_array_equal(read_image(data), corpus.marker_array(900, 400))
+
+
+def _progressive_with_scans(extra: int) -> bytes:
+    data = _jpeg(Image.new("L", (64, 64), 100), progressive=True)
+    last = data.rfind(b"\xff\xda")
+    return data[:-2] + data[last:-2] * extra + b"\xff\xd9"
+
+
+def test_a_jpeg_whose_scan_repeats_past_the_scan_limit_is_refused():
+    normal = _progressive_with_scans(0)
+    assert 1 < normal.count(b"\xff\xda") <= limits.MAX_JPEG_SCANS  # an ordinary progressive JPEG
+    assert read_image(normal).shape == (64, 64)
+    with pytest.raises(ImageReadError, match=r"more than 100 scans \(SOS markers"):
+        read_image(_progressive_with_scans(limits.MAX_JPEG_SCANS))
+
+
+def test_a_dicom_jpeg_frame_of_too_many_scans_is_refused_before_decoding():
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+    frame = _progressive_with_scans(limits.MAX_JPEG_SCANS)
+    data = corpus.dicom_bytes(np.zeros((64, 64)), ts=JPEGBaseline8Bit, pixel_data=encapsulate([frame]),
+                              BitsAllocated=8, BitsStored=8, HighBit=7)
+    with pytest.raises(ImageReadError, match=r"JPEG codestream in the upload has more than 100 scans"):
+        read_image(data)
+
+
+def test_a_jpeg_of_many_exif_segments_is_refused():
+    payload = b"Exif\x00\x00" + bytes(1000)
+    segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    base = _jpeg(Image.new("L", (16, 16), 128))
+    assert read_image(base[:2] + segment + base[2:]).shape == (16, 16)  # one EXIF segment: normal
+    with pytest.raises(ImageReadError, match=r"more than 16 EXIF \(APP1\) segments"):
+        read_image(base[:2] + segment * (limits.MAX_JPEG_EXIF_SEGMENTS + 1) + base[2:])
+
+
+def test_a_jpeg_of_too_many_segments_is_refused():
+    comment = b"\xff\xfe\x00\x03x"
+    base = _jpeg(Image.new("L", (16, 16), 128))
+    with pytest.raises(ImageReadError, match=r"more than 1,000 marker segments"):
+        read_image(base[:2] + comment * limits.MAX_JPEG_SEGMENTS + base[2:])
+
+
+def test_a_png_of_too_many_chunks_is_refused():
+    import struct
+    import zlib
+    base = corpus.encode(corpus.marker_image(8, 8), "PNG")
+    empty = struct.pack(">I", 0) + b"abCd" + struct.pack(">I", zlib.crc32(b"abCd"))
+    at = base.find(b"IDAT") - 4
+    assert read_image(base[:at] + empty * 100 + base[at:]).shape == (8, 8)  # unknown chunks are skipped
+    with pytest.raises(ImageReadError, match=r"more than 100,000 chunks"):
+        read_image(base[:at] + empty * limits.MAX_PNG_CHUNKS + base[at:])
+
+
+def _rle8_bmp(width: int, height: int, rows: bytes) -> bytes:
+    import struct
+    palette = b"".join(bytes((i, i, i, 0)) for i in range(256))
+    start = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", start + len(rows), 0, 0, start) + info + palette + rows
+
+
+def test_an_rle_bmp_is_decoded_up_to_its_own_pixel_limit():
+    # 4×2, bottom-up: bottom row 10 10 20 20, top row four 30s
+    small = _rle8_bmp(4, 2, b"\x02\x0a\x02\x14\x00\x00\x04\x1e\x00\x00\x00\x01")
+    np.testing.assert_array_equal(read_image(small) * 255, [[30] * 4, [10, 10, 20, 20]])
+    # the issue's file: one pixel and an end of line per row, which Pillow pads in Python byte by byte
+    height = 1000
+    bomb = _rle8_bmp(limits.MAX_RLE_BMP_PIXELS // height + 1, height, b"\x01\x07\x00\x00" * height + b"\x00\x01")
+    with pytest.raises(ImageReadError, match=r"RLE-compressed BMP in the upload is 16001×1000 = 16.0 MP; "
+                                             r"the limit for RLE BMP is 16.0 MP"):
+        read_image(bomb)
+
+
+def test_a_decode_past_its_cpu_deadline_is_stopped_and_the_next_one_has_its_own(monkeypatch):
+    png = corpus.encode(corpus.marker_image(64, 64), "PNG")
+    monkeypatch.setattr(limits, "DECODE_CPU_SECONDS", -1.0)  # already past: the first read stops it
+    with pytest.raises(ImageReadError, match=r"decoding the upload took more than -1 s of CPU time"):
+        read_image(png)
+    monkeypatch.setattr(limits, "DECODE_CPU_SECONDS", -1.0)
+    with pytest.raises(ImageReadError, match=r"took more than -1 s of CPU time"):  # DICOM: between tiles
+        read_image(DICOM)
+    monkeypatch.setattr(limits, "DECODE_CPU_SECONDS", 15.0)
+    monkeypatch.setattr(limits, "DECODE_WALL_SECONDS", -1.0)
+    with pytest.raises(ImageReadError, match=r"took more than -1 s; it was stopped"):
+        read_image(png)
+    monkeypatch.setattr(limits, "DECODE_WALL_SECONDS", 40.0)
+    assert read_image(png).shape == (64, 64)  # no deadline is left behind
+
+
+def test_the_deadline_stops_a_slow_decode_that_passes_every_count(monkeypatch):
+    """An RLE BMP just under its pixel limit costs Pillow seconds of Python; with a 0.3 s CPU budget
+    the decode is stopped at a read long before the end (bound generous: the machine may be busy)."""
+    height = 1000
+    slow = _rle8_bmp(limits.MAX_RLE_BMP_PIXELS // height, height, b"\x01\x07\x00\x00" * height + b"\x00\x01")
+    monkeypatch.setattr(limits, "DECODE_CPU_SECONDS", 0.3)
+    start = time.thread_time()
+    with pytest.raises(ImageReadError, match=r"took more than 0.3 s of CPU time"):
+        read_image(slow)
+    assert time.thread_time() - start < 10

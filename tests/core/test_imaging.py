@@ -307,6 +307,16 @@ def test_dicom_window_uses_rescaled_units_and_first_window():
     np.testing.assert_allclose(out, [[0, 0.5, 1]], atol=0.01)
 
 
+@pytest.mark.parametrize("center, width", [(float("nan"), float("inf")), (float("nan"), 200), (500, float("inf")),
+                                           (float("inf"), float("nan"))])
+def test_dicom_broken_window_is_ignored(center, width):
+    """Issue 25, item 8: a window whose centre is NaN or width infinite is ignored, as documented;
+    before, it made every pixel NaN and the file was refused ("has no finite pixel values")."""
+    px = np.array([[0, 100, 500, 1000, 4000]], np.uint16)
+    out = read_image(dicom_bytes(px, WindowCenter=center, WindowWidth=width))
+    np.testing.assert_array_equal(out, read_image(dicom_bytes(px)))
+
+
 def test_dicom_multiframe_first_frame():
     frames = np.stack([bright_left(), bright_left()[:, ::-1], bright_left()[:, ::-1]])
     out = read_image(dicom_bytes(frames))
