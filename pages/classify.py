@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,6 +31,8 @@ from ui.entrypoint import run_entrypoint
 from ui.gallery import gallery_ui
 from ui.widgets import (band_alert, heatmap_method_select, localisation_sentence, markdown_literal,
                         radiograph_notice_ui, threshold_sidebar, uploads_ui)
+
+logger = logging.getLogger(__name__)
 
 PAGE = "classify"  # this page's list of uploads in ui.state
 PDF_LABEL = "Report (PDF)"
@@ -67,12 +70,14 @@ def how_to_read_ui(threshold: float) -> None:
     with the session's threshold, as each verdict shows them."""
     for column, sentence in zip(st.columns(len(HOW_TO_READ)), HOW_TO_READ):
         column.markdown(sentence)
-    band_strip_ui(TriageBands.from_thresholds(state.load_thresholds()), threshold, f"{threshold:.3f}")
+    band_strip_ui(TriageBands.from_thresholds(state.load_thresholds()), threshold, f"{threshold:.3f}",
+                  key="band-strip-guide")
 
 
-def verdict_ui(name: str, result: ImageResult, threshold: float, bands: TriageBands) -> None:
+def verdict_ui(name: str, result: ImageResult, threshold: float, bands: TriageBands, file_id: str) -> None:
     """One alert: the band (its colour), the yes/no verdict at the session's threshold and the file
-    name, with every number shown precisely enough to agree with both."""
+    name, with every number shown precisely enough to agree with both; ``file_id`` (the upload's
+    key) keys its band strip, which two uploads of the same P(fractured) would otherwise share."""
     probability = result.probability_fractured
     band = bands.band(probability)
     decision = result.decision(threshold)
@@ -80,17 +85,19 @@ def verdict_ui(name: str, result: ImageResult, threshold: float, bands: TriageBa
     shown = shown_comparison(probability, threshold, decimals=decimals)
     band_alert(band, f"**{BAND_TEXT[band]}** · {markdown_literal(name)}  \n"
                      f"**{VERDICT_TEXT[decision]}** at your threshold: P(fractured) = {shown}")
-    band_strip_ui(bands, threshold, shown.threshold, probability, shown.probability)
+    band_strip_ui(bands, threshold, shown.threshold, probability, shown.probability, key=f"band-strip-{file_id}")
     st.caption(f"{BAND_TEXT[band]}: {BAND_MEANING[band]}. Bands, chosen on val: no fracture below "
                f"{bands.doubt_from:.{decimals}f}, doubt up to {bands.fracture_from:.{decimals}f}, fracture from there.")
     radiograph_notice_ui(result.radiograph_check)
 
 
 def band_strip_ui(bands: TriageBands, threshold: float, threshold_text: str, probability: float | None = None,
-                  probability_text: str = "") -> None:
+                  probability_text: str = "", *, key: str) -> None:
+    """The band strip; ``key`` is required: two strips of the same numbers are the same element
+    to Streamlit unless keyed apart (``StreamlitDuplicateElementId``)."""
     figure = viewer.band_strip_figure(bands, threshold, threshold_text=threshold_text, probability=probability,
                                       probability_text=probability_text)
-    st.plotly_chart(figure, config=viewer.STATIC_CONFIG, theme=None)
+    st.plotly_chart(figure, key=key, config=viewer.STATIC_CONFIG, theme=None)
 
 
 def heatmap_controls_ui(file_id: str, has_boxes: bool) -> HeatmapStyle:
@@ -206,7 +213,7 @@ def upload_ui(upload: state.Upload, threshold: float, bands: TriageBands, model_
     flagged = result.decision(threshold) == FRACTURED_DECISION
     summary, view = st.columns([1, 2], gap="medium")
     with summary:
-        verdict_ui(upload.name, result, threshold, bands)
+        verdict_ui(upload.name, result, threshold, bands, upload.key)
         window = window_ui(windowable, upload.key)
     with view:
         viewer_slot = st.container()  # the image first, its controls right under it (phones stack columns)
@@ -226,7 +233,12 @@ def results_ui(uploads: list[state.Upload], threshold: float) -> None:
     classifier = state.load_classifier()
     bands = TriageBands.from_thresholds(state.load_thresholds())
     for upload in uploads:
-        upload_ui(upload, threshold, bands, classifier.version)
+        try:
+            upload_ui(upload, threshold, bands, classifier.version)
+        except Exception as error:  # noqa: BLE001 - one card's bug must not take the page; logged
+            # Streamlit's rerun and stop are BaseExceptions, so they pass through.
+            logger.exception("the card of an upload failed")
+            st.error(markdown_literal(f"Could not show {upload.name}: {type(error).__name__}: {error}"))
         st.divider()
 
 
@@ -235,13 +247,15 @@ def main() -> None:
     threshold = threshold_sidebar()
     held = state.uploads(PAGE)
     if held:  # the results first, so that on a phone the verdict is the first thing under the title
-        results_ui(held, threshold)
+        results = st.container()  # above the uploader, but drawn after it: a failing card cannot take it away
         uploads_ui(PAGE, UPLOADER_LABEL)
         # A phone keeps its scroll position when the results appear above: a way back to them.
         st.markdown(f"[↑ Back to the {'verdict' if len(held) == 1 else 'verdicts'}](#{TITLE_ANCHOR})")
         with st.expander("How to read the result", icon=":material/school:"):
             how_to_read_ui(threshold)
         gallery_ui(PAGE)  # collapsed once the page holds images
+        with results:
+            results_ui(held, threshold)
     else:
         guide = st.container()  # above the uploader, but drawn after it: the uploader comes first
         uploads_ui(PAGE, UPLOADER_LABEL)
