@@ -160,9 +160,15 @@ SLOW_FIXTURES = {
     "local_ray",  # tests/serving: starts a local Ray; its users run Ray Data jobs or a Serve app
     "bench_quick_run",  # tests/bench: `python -m bench --quick`, minutes
 }
-# The location of the real FracAtlas data set (training.config): a test, fixture or helper of
-# tests/ that names it reads the real images, and skips where they are absent.
+# Whole modules that are slow by what they check, whatever their tests are called.
+SLOW_FILES = {
+    "core/test_memory_budget.py",  # a 60-megapixel decode per case, each in a CLI subprocess
+}
+# Names that put a test in a lane when it, one of its fixtures or a helper of tests/ they call
+# names them in its code: the location of the real FracAtlas data set (training.config; such a
+# test reads the real images, and skips where they are absent), and starting a local Ray.
 DATA_NAMES = frozenset({"DEFAULT_DATA_DIR"})
+SLOW_NAMES = frozenset({"ray_connection"})
 
 
 def _code_objects(code):
@@ -172,19 +178,20 @@ def _code_objects(code):
             yield from _code_objects(constant)
 
 
-def _names_fracatlas(function, seen: set) -> bool:
-    """Whether ``function``, or a helper of tests/ it calls by a global name, names the data set."""
+def _names_in_code(function, seen: set) -> set[str]:
+    """The global and attribute names that ``function`` and the helpers of tests/ it calls by a
+    global name use (each code object once, over ``seen``)."""
     function = inspect.unwrap(function)
     code = getattr(function, "__code__", None)
     if code is None or code in seen:
-        return False
+        return set()
     seen.add(code)
     names = {name for inner in _code_objects(code) for name in inner.co_names}
-    if names & DATA_NAMES:
-        return True
     module_globals = getattr(function, "__globals__", {})
-    return any(_names_fracatlas(helper, seen) for helper in map(module_globals.get, sorted(names))
-               if inspect.isfunction(helper) and helper.__module__.startswith("tests."))
+    for helper in map(module_globals.get, sorted(names)):
+        if inspect.isfunction(helper) and helper.__module__.startswith("tests."):
+            names |= _names_in_code(helper, seen)
+    return names
 
 
 def _fixture_functions(item):
@@ -198,24 +205,30 @@ def _skip_reasons(item) -> str:
     return " ".join(str(mark.kwargs.get("reason", "")) for mark in item.iter_markers("skipif"))
 
 
+def _relative(item) -> str:
+    """``item``'s file relative to tests/ (``core/test_x.py``), or "" outside it."""
+    try:
+        return item.path.resolve().relative_to(TESTS_DIR).as_posix()
+    except ValueError:
+        return ""
+
+
 def lanes_of(item) -> set[str]:
     """The lane markers that the rules give ``item``."""
     lanes = set()
-    try:
-        folder = item.path.resolve().relative_to(TESTS_DIR).parts[0]
-    except ValueError:
-        folder = None
+    folder = _relative(item).split("/")[0]
     if folder in LANE_BY_FOLDER:
         lanes.add(LANE_BY_FOLDER[folder])
     reasons = _skip_reasons(item)
     if "Chromium" in reasons:  # launches Chromium: skipped without it (app_harness.CHROMIUM)
         lanes.add("browser")
-    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-        lanes.add("slow")
     seen: set = set()
-    if "FracAtlas" in reasons or any(_names_fracatlas(function, seen) for function in
-                                     (getattr(item, "function", None), *_fixture_functions(item))
-                                     if function is not None):
+    names = set().union(*(_names_in_code(function, seen) for function in
+                          (getattr(item, "function", None), *_fixture_functions(item)) if function is not None))
+    if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or names & SLOW_NAMES
+            or _relative(item) in SLOW_FILES):
+        lanes.add("slow")
+    if "FracAtlas" in reasons or names & DATA_NAMES:
         lanes.add("data")
     return lanes
 
