@@ -46,6 +46,9 @@ BATCH_SIZE = 128
 # two or more, which agree with each other bit for bit whatever their size or the number of
 # threads (P(fractured) moves by up to 3e-7 between the two). The batch path therefore never runs
 # a batch of one: an image's answer does not depend on the batch it happened to be scored in.
+# LiteRT (XNNPACK) computes each row the same way in a batch of any size, one included (checked
+# bit for bit on the shipped model, tests/core/test_litert_parity.py), so its passes are not padded:
+# a single upload runs one row (about 6 ms here, against 12 ms for two).
 MIN_BATCH_ROWS = 2
 # ``heatmap`` of warm_up and core.scoring.score_files when the caller names none: the model's own
 # ``default_heatmap`` (None already means "no heatmap", so the model's default needs a name of its own).
@@ -239,8 +242,8 @@ class FractureClassifier:
                 names no ``cam_layer``.
         """
         self._check_heatmap(heatmap)
-        # Padded as the batch path is (MIN_BATCH_ROWS): the app, the CLI, an archive job and the
-        # Serve deployment give an image the same answer, bit for bit.
+        # Padded as the batch path is where TensorFlow runs (MIN_BATCH_ROWS): the app, the CLI, an
+        # archive job and the Serve deployment give an image the same answer, bit for bit.
         return self._classify_rows([self.prepare(source)], heatmap, class_index)[0]
 
     def prepare(self, source) -> PreparedImage:
@@ -259,7 +262,7 @@ class FractureClassifier:
         """:meth:`classify` for a batch of images already read by :meth:`prepare`: one network pass.
 
         An image's result is the same bit for bit in any batch of any size, one image included:
-        a lone image is scored with a blank one beside it (see :data:`MIN_BATCH_ROWS`), as
+        on TensorFlow a lone image is scored with a blank one beside it (see :data:`MIN_BATCH_ROWS`), as
         :meth:`classify` scores it.
 
         Raises:
@@ -276,10 +279,13 @@ class FractureClassifier:
 
     def _classify_rows(self, images: Sequence[PreparedImage], heatmap: str | None,
                        class_index: int) -> list[ImageResult]:
-        """The results of one pass over ``images`` (padded to :data:`MIN_BATCH_ROWS`)."""
+        """The results of one pass over ``images`` (padded to :data:`MIN_BATCH_ROWS` where TensorFlow
+        computes any of it)."""
         count = len(images)
-        batch = padded_batch(np.stack([image.model_input for image in images]))
+        batch = np.stack([image.model_input for image in images])
         source = None if heatmap is None else method_info(heatmap).source
+        if self.runtime == TENSORFLOW or source not in (None, FROM_FORWARD_PASS):
+            batch = padded_batch(batch)
         if source == FROM_GRADCAM_PASS:
             fused = self.explainer.grad_cam_pass(batch, class_index)
             raw, summaries, heatmaps = fused.probabilities[:, FRACTURED], fused.extras[0], fused.heatmaps
@@ -326,7 +332,8 @@ class FractureClassifier:
         outputs = [[], [], []]
         for start in range(0, len(model_inputs), BATCH_SIZE):
             chunk = model_inputs[start : start + BATCH_SIZE]
-            probabilities, *extras = self._forward(np.asarray(padded_batch(chunk), np.float32))
+            rows = padded_batch(chunk) if self.runtime == TENSORFLOW else chunk
+            probabilities, *extras = self._forward(np.asarray(rows, np.float32))
             outputs[0].append(np.asarray(probabilities)[: len(chunk), FRACTURED])
             for kept, extra in zip(outputs[1:], extras):
                 kept.append(np.asarray(extra)[: len(chunk)])

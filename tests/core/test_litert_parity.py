@@ -138,3 +138,18 @@ def test_fallback_to_tensorflow_is_said_once(caplog, monkeypatch):
 def test_an_unknown_runtime_is_refused():
     with pytest.raises(ValueError, match="unknown runtime 'onnx'"):
         FractureClassifier.load(runtime="onnx")
+
+
+def test_on_litert_a_lone_image_runs_one_row_and_equals_any_batch_bit_for_bit(on_litert, monkeypatch):
+    prepared = [on_litert.prepare(synthetic_image(index)) for index in range(5)]
+    rows_seen = []
+    forward = on_litert._forward
+    monkeypatch.setattr(on_litert, "_forward", lambda images: rows_seen.append(len(images)) or forward(images))
+    alone = [on_litert.classify_prepared([image], heatmap="fracturemap")[0] for image in prepared]
+    assert rows_seen == [1] * 5  # no blank second row (core.classifier.MIN_BATCH_ROWS is TensorFlow's)
+    for size in (2, 5):
+        together = on_litert.classify_prepared(prepared[:size], heatmap="fracturemap")
+        for one, batched in zip(alone, together):
+            assert one.probability_fractured == batched.probability_fractured
+            assert np.array_equal(one.heatmap, batched.heatmap)
+            assert one.radiograph_check == batched.radiograph_check
