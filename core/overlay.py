@@ -267,6 +267,10 @@ _PNG_OPTIONS = [
     cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
 ]
 _TO_OPENCV_ORDER = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}
+# libpng refuses an image wider or taller than this (its default user limit, PNG_USER_WIDTH_MAX
+# and PNG_USER_HEIGHT_MAX): a 2,000,000 x 1 px image reads (60 MP is the pixel limit) but cannot
+# be written. :func:`fit_for_png` shrinks such an image to fit.
+PNG_MAX_SIDE = 1_000_000
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -276,13 +280,24 @@ def encode_png(rgb: np.ndarray) -> bytes:
         rgb: uint8 array (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey.
 
     Raises:
-        ValueError: for another dtype or shape.
+        ValueError: for another dtype or shape, or a side over :data:`PNG_MAX_SIDE`.
     """
     if rgb.dtype != np.uint8 or not (rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[-1] in _TO_OPENCV_ORDER)):
         raise ValueError(f"expected a uint8 (H, W), (H, W, 3) or (H, W, 4) array; got {rgb.dtype} {rgb.shape}")
+    if max(rgb.shape[:2]) > PNG_MAX_SIDE:  # refused here, before libpng prints its own errors
+        raise ValueError(f"a PNG holds at most {PNG_MAX_SIDE:,} px a side; got {rgb.shape[1]} x {rgb.shape[0]} px "
+                         "(see fit_for_png)")
     if rgb.ndim == 3:
         rgb = cv2.cvtColor(rgb, _TO_OPENCV_ORDER[rgb.shape[-1]])  # OpenCV writes BGR(A)
     encoded, png = cv2.imencode(".png", rgb, _PNG_OPTIONS)
     if not encoded:
         raise ValueError(f"OpenCV could not encode a {rgb.shape} image as PNG")
     return png.tobytes()
+
+
+def fit_for_png(image: np.ndarray) -> np.ndarray:
+    """``image`` (as :func:`fit_for_display` takes it) shrunk, keeping its aspect, to a long side of
+    at most :data:`PNG_MAX_SIDE`, so that :func:`encode_png` can write it; any image that a PNG can
+    hold is returned as it is (every ordinary radiograph: the reader's 12 MP output limit allows a
+    side of 1,000,000 px only for a strip 12 px wide)."""
+    return fit_for_display(image, PNG_MAX_SIDE)

@@ -24,7 +24,7 @@ import numpy as np
 
 from core.classifier import MODEL_DEFAULT, FractureClassifier, ImageResult, PreparedImage
 from core.imaging import ImageReadError
-from core.overlay import encode_png, overlay_on_original
+from core.overlay import encode_png, fit_for_png, overlay_on_original
 from core.preprocessing import PreprocessConfig, content_box
 from core.reports import radiograph_fields
 
@@ -68,8 +68,12 @@ def heatmap_peak(heatmap: np.ndarray, source_shape: tuple[int, int], config: Pre
 
 def overlay_png(result: ImageResult, config: PreprocessConfig) -> bytes:
     """``result``'s heatmap over its image, at the image's size, as PNG: the file
-    ``--heatmap-dir`` and the archive write and the Serve deployment's ``overlay=png`` answer."""
-    return encode_png(overlay_on_original(result.image, result.heatmap, config))
+    ``--heatmap-dir`` and the archive write and the Serve deployment's ``overlay=png`` answer.
+
+    An image of an extreme aspect (2,000,000 x 1 px reads) is drawn at the most a PNG can hold
+    (:func:`core.overlay.fit_for_png`: a long side of 1,000,000 px), its aspect kept."""
+    image = fit_for_png(result.image)
+    return encode_png(overlay_on_original(image, result.heatmap, config, source_shape=result.image.shape))
 
 
 @dataclass(frozen=True)

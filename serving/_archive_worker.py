@@ -75,10 +75,20 @@ class ArchiveWorker:
         # One result at a time: each holds its image at full size, and a batch may be of large scans.
         for index, file in zip(batch["index"].tolist(), self._scored(locations)):
             if self.overlay_staging is not None and file.result is not None:
-                write_overlay(self.overlay_staging / overlay_staging_name(index), file.result, self.classifier)
+                file = self._with_overlay(file, index)
             method = None if file.result is None else file.result.heatmap_method
             rows.append({"index": index, "heatmap_method": method, **scored_columns(file.record(self.threshold))})
         return pa.Table.from_pylist(rows, schema=SCORED_SCHEMA)
+
+    def _with_overlay(self, file: ScoredFile, index: int) -> ScoredFile:
+        """``file``, its overlay written; or, where the overlay cannot be drawn, ``file`` as an error row
+        (no overlay is then named): one such file costs its own row, not the whole job."""
+        try:
+            write_overlay(self.overlay_staging / overlay_staging_name(index), file.result, self.classifier)
+        except ValueError as error:  # not OSError: a full disk or a lost folder is the job's, not the file's
+            logger.warning("could not draw the overlay of %s: %s", Path(file.path).name, error)
+            return ScoredFile(file.path, error=f"its overlay could not be drawn: {error}")
+        return file
 
     def _scored(self, locations: list[str]) -> Iterator[ScoredFile]:
         """:func:`score_files` on ``locations``, and if it fails, the rest of them one by one."""

@@ -124,7 +124,10 @@ class FractureDeployment:
             raise RequestError(422, scored.error, scored.record(decision_threshold))
         if overlay is None:
             return JSONResponse(scored.record(decision_threshold))
-        png = await asyncio.to_thread(overlay_png, scored.result, self.classifier.preprocess_config)
+        try:
+            png = await asyncio.to_thread(overlay_png, scored.result, self.classifier.preprocess_config)
+        except ValueError as error:  # an overlay that cannot be drawn is this request's answer, never a 500
+            raise RequestError(422, f"its overlay could not be drawn: {error}") from None
         return Response(png, media_type="image/png")
 
     @http_app.post("/result")
