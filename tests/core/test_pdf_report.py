@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import zlib
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -288,23 +287,19 @@ def test_reports_drawn_at_once_on_two_threads_are_the_reports_drawn_one_by_one()
     assert results == expected
 
 
-def test_one_image_in_well_under_a_second_and_a_batch_of_twenty_in_a_few_seconds():
+def test_display_sized_reports_of_one_image_and_of_twenty_are_whole_pdfs():
     # Display-sized pictures as the app passes them (800 px long side), with real-looking
     # structure: noise would not compress and would measure the worst case, not the usual one.
     rows, columns = np.mgrid[0:800, 0:640]
     xray = ((np.sin(rows / 37.0) * np.cos(columns / 23.0) + 1) * 127).astype(np.uint8)
     overlay = np.stack([xray, xray[::-1], xray[:, ::-1]], axis=-1)
     report = _report(xray=xray, overlay=overlay)
-    image_report_pdf(report)  # matplotlib's first figure loads fonts
-    started = time.perf_counter()
-    image_report_pdf(report)
-    one = time.perf_counter() - started
+    one = image_report_pdf(report)
     context = _context()
     batch = BatchReport(tuple(BatchImage(replace(report, threshold=0.2, threshold_label="custom"), True, True)
                               for _ in range(20)), (), context)
-    started = time.perf_counter()
-    batch_report_pdf(batch)
-    twenty = time.perf_counter() - started
-    # Measured on the 2-core CI machine: about 0.2 s and 2-4 s. The bounds leave room for a busy machine.
-    assert one < 1.0, f"one image took {one:.2f} s"
-    assert twenty < 8.0, f"a batch of 20 took {twenty:.2f} s"
+    twenty = batch_report_pdf(batch)
+    # Their speed (about 0.2 s and 2-4 s on 2 cores) is bench's to measure, not a test's to time.
+    for pdf in (one, twenty):
+        assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    assert len(twenty) > len(one)

@@ -64,7 +64,7 @@ def _shown_on(page, title: str) -> dict:
     page.wait_for_function("() => Array.from(document.querySelectorAll('[data-testid=stMain] img'))"
                            ".every(i => i.complete) && Array.from(document.querySelectorAll("
                            "'[data-testid=stMain] [data-testid=stDataFrame]'))"
-                           ".every(table => table.querySelector('[role=gridcell]') !== null)", timeout=60_000)
+                           ".every(table => table.querySelector('[role=gridcell]') !== null)", timeout=harness.TIMEOUT_MS)
     return {"threshold": harness.shown_threshold(page) if title in WITH_THRESHOLD else None,
             "results": harness.results_text(page), "images": harness.loaded_images(page)}
 
@@ -73,7 +73,7 @@ def _wait_for_verdict(page, name: str, failure: str) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:  # the run has ended (open_from_sidebar waited): the verdict is shown or it never will be
-        harness.wait_for_verdicts(page, [name], images=2, timeout_ms=15_000)
+        harness.wait_for_verdicts(page, [name], images=2, timeout_ms=harness.TIMEOUT_MS)
     except PlaywrightTimeout:
         pytest.fail(f"{failure}; the page shows: {harness.results_text(page)}")
 

@@ -2,7 +2,6 @@
 definitions. The served part (one operating point, temperature) is tested in tests/core/test_metrics.py."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -54,11 +53,9 @@ def test_vectorised_bootstrap_auc_matches_sklearn_on_resamples():
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
-def test_bootstrap_ci_reproducible_narrower_with_more_data_and_fast():
+def test_bootstrap_ci_reproducible_and_narrower_with_more_data():
     y, p = _imbalanced(n_pos=105)  # ~600 images
-    start = time.perf_counter()
     a = m.auroc_with_ci(y, p, n_bootstrap=2000, seed=3)
-    assert time.perf_counter() - start < 2.0
     assert a == m.auroc_with_ci(y, p, n_bootstrap=2000, seed=3)
     assert a != m.auroc_with_ci(y, p, n_bootstrap=2000, seed=4)
     assert a["ci_low"] < a["auroc"] < a["ci_high"] and a["n_bootstrap"] == 2000

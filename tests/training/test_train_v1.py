@@ -22,9 +22,8 @@ def metadata(trained_model):
     return json.loads((trained_model.directory / METADATA_FILENAME).read_text())
 
 
-def test_training_succeeds_quickly(trained_model, synth):
+def test_training_succeeds_and_writes_the_model_files(trained_model, synth):
     assert trained_model.returncode == 0
-    assert trained_model.seconds <= 60
     assert trained_model.files_written == tuple(sorted([HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME, REFERENCE_FILENAME]))
 
 
