@@ -286,7 +286,11 @@ class FractureClassifier:
         source = None if heatmap is None else method_info(heatmap).source
         if self.runtime == TENSORFLOW or source not in (None, FROM_FORWARD_PASS):
             batch = padded_batch(batch)
-        if source == FROM_GRADCAM_PASS:
+        if source == FROM_GRADCAM_PASS and self.runtime == LITERT:
+            # The verdict from LiteRT whatever the heatmap: an image's P does not depend on the method.
+            raw, summaries, _ = self._forward_rows(batch)
+            heatmaps = self.explainer.grad_cam_pass(batch, class_index).heatmaps
+        elif source == FROM_GRADCAM_PASS:
             fused = self.explainer.grad_cam_pass(batch, class_index)
             raw, summaries, heatmaps = fused.probabilities[:, FRACTURED], fused.extras[0], fused.heatmaps
         elif source == FROM_FORWARD_PASS and self._has_map:
