@@ -18,9 +18,10 @@ import numpy as np
 import streamlit as st
 
 from core import artifacts
-from core.classifier import FractureClassifier, ImageResult
+from core.classifier import LITERT, FractureClassifier, ImageResult
 from core.config import MODELS_DIR, PROJECT_DIR
 from core.evaluation import ModelMetrics
+from core.heatmaps import FROM_FORWARD_PASS, method_info
 from core.heldout import HeldOutPredictions
 from core.metadata import ModelMetadata
 from core.overlay import encode_png, overlay_on_original
@@ -300,9 +301,49 @@ def classify_upload(data: bytes) -> ImageResult:
         stop_for_serving_error(error)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+_TENSORFLOW_LOADER_LOCK = threading.Lock()
+_tensorflow_loader: threading.Thread | None = None
+
+
+def _tensorflow_pending() -> FractureClassifier | None:
+    """The in-process classifier on LiteRT whose TensorFlow explainer is not loaded yet, if any."""
+    classifier = load_classifier()
+    if isinstance(classifier, FractureClassifier) and classifier.runtime == LITERT and classifier.explainer is not None:
+        return None if classifier.explainer.loaded else classifier
+    return None
+
+
+def start_loading_tensorflow() -> None:
+    """Loads TensorFlow, the Keras model and the gradient heatmaps' explainer on a thread of its own,
+    once per process, for a classifier on LiteRT (issue 22): the first answer never waits for it,
+    and a user who then picks Grad-CAM or another method seldom does."""
+    global _tensorflow_loader
+    classifier = _tensorflow_pending()
+    if classifier is None:
+        return
+    with _TENSORFLOW_LOADER_LOCK:
+        if _tensorflow_loader is None:
+            _tensorflow_loader = threading.Thread(target=classifier.explainer.tensorflow_explainer,
+                                                  name="tensorflow-loader", daemon=True)
+            _tensorflow_loader.start()
+
+
 def heatmap_of(data: bytes, method: str) -> np.ndarray:
-    """The model-input heatmap (S, S) of one upload for one method."""
+    """The model-input heatmap (S, S) of one upload for one method.
+
+    On LiteRT a method other than the model's own map needs TensorFlow: while it loads, a spinner
+    says so. Once an answer has its default heatmap, TensorFlow starts loading in the background."""
+    if method_info(method).source != FROM_FORWARD_PASS and _tensorflow_pending() is not None:
+        with st.spinner(f"Loading TensorFlow for {method_info(method).label} (first use: a few seconds)…"):
+            heatmap = _heatmap_of(data, method)
+    else:
+        heatmap = _heatmap_of(data, method)
+    start_loading_tensorflow()
+    return heatmap
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _heatmap_of(data: bytes, method: str) -> np.ndarray:
     result = classify_upload(data)
     if method == result.heatmap_method:
         return result.heatmap
@@ -310,6 +351,9 @@ def heatmap_of(data: bytes, method: str) -> np.ndarray:
         return load_classifier().explainer.explain(result.model_input[None], method)[0]
     except RemoteServingError as error:
         stop_for_serving_error(error)
+
+
+heatmap_of.clear = _heatmap_of.clear  # one cache, cleared as the other cached loaders are
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -322,7 +366,7 @@ def xray_png(data: bytes) -> bytes:
 def overlay_png(data: bytes, method: str, opacity: float = 0.4, colormap: str = "jet") -> bytes:
     """The heatmap overlay of one upload as PNG bytes, for display and download alike."""
     result = classify_upload(data)
-    rgb = overlay_on_original(result.image, heatmap_of(data, method), load_classifier().preprocess_config,
+    rgb = overlay_on_original(result.image, _heatmap_of(data, method), load_classifier().preprocess_config,
                               source_shape=result.source_shape, opacity=opacity, colormap=colormap)
     return encode_png(rgb)
 
