@@ -78,3 +78,35 @@ def test_the_record_is_typed(shipped_metadata):
         ModelMetadata.parse({**stored, "litert": {"file": "x.tflite", "sha256": "abc"}})
     with pytest.raises(MetadataError, match="missing field 'file'"):
         ModelMetadata.parse({**stored, "litert": {"sha256": "0" * 64}})
+
+
+def test_the_trainers_write_the_tflite_and_it_serves_the_tiny_model(trained_model, sample_paths):
+    from core.classifier import LITERT, TENSORFLOW, FractureClassifier
+
+    metadata = artifacts.load_metadata(trained_model.directory)
+    assert metadata.litert is not None and (trained_model.directory / metadata.litert.file).is_file()
+    # Its default heatmap is Grad-CAM, which needs gradients: the automatic choice is TensorFlow.
+    assert FractureClassifier.load(trained_model.directory).runtime == TENSORFLOW
+    on_litert = FractureClassifier.load(trained_model.directory, runtime=LITERT)
+    on_tensorflow = FractureClassifier.load(trained_model.directory, runtime=TENSORFLOW)
+    for path in sample_paths:
+        assert on_litert.classify(path).probability_fractured == pytest.approx(
+            on_tensorflow.classify(path).probability_fractured, abs=1e-5)
+
+
+def test_the_export_command_writes_and_records_the_tflite(shipped_metadata, tmp_path, capsys):
+    from training.litert_export import main
+
+    model_dir = copied_model_dir(tmp_path)
+    (model_dir / shipped_metadata.litert.file).unlink()
+    stored = json.loads((model_dir / "metadata.json").read_text())
+    del stored["litert"]
+    (model_dir / "metadata.json").write_text(json.dumps(stored))
+    main([str(model_dir)])
+    assert "recorded in" in capsys.readouterr().out
+    metadata = artifacts.load_metadata(model_dir)
+    assert metadata.litert.file == shipped_metadata.litert.file
+    forward = artifacts.load_litert(model_dir, metadata)
+    shipped = artifacts.load_litert(MODELS_DIR, shipped_metadata)
+    images = np.random.default_rng(3).integers(0, 256, (2, forward.input_size, forward.input_size, 1)).astype(np.float32)
+    np.testing.assert_allclose(forward(images)[0], shipped(images)[0], atol=1e-6)
