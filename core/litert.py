@@ -2,7 +2,8 @@
 check's activation summary without TensorFlow.
 
 The model directory ships a ``.tflite`` beside the ``.keras``, converted from the Keras model
-(:func:`convert`, run by ``python -m training.litert_export`` and by the trainers) with the same
+(:func:`training.litert_export.convert`, run by ``python -m training.litert_export`` and by the
+trainers) with the same
 outputs as :func:`core.classifier.compile_forward` returns for :func:`core.classifier.pass_extras`:
 softmax probabilities (N, classes), the activation summary (N, D) and, for a model with a map of
 its own, its cell logits (N, g, g, 1). ``metadata.json`` records its file name and sha256
@@ -14,7 +15,8 @@ each thread that calls the pass gets an interpreter of its own, built from the s
 
 Convert from the Keras model, never with ``from_concrete_functions`` on a lambda-wrapped
 ``tf.function``: that once produced a 68 kB file without weights that always answered 0.5.
-:func:`convert` checks the file it makes against Keras before anything writes it.
+:func:`training.litert_export.convert` checks the file it makes against Keras (:func:`check_parity`)
+before anything writes it.
 """
 
 from __future__ import annotations
@@ -122,32 +124,6 @@ def _output_order(details: list[dict], n_classes: int, where: str) -> tuple[int,
         raise LiteRTError(f"{where} lacks the classifier's outputs (probabilities, activation summary, optional "
                           f"fracture cells); its outputs have shapes {shapes}")
     return (probabilities[0], summaries[0], *cells)
-
-
-def convert(model) -> bytes:
-    """The ``.tflite`` bytes of the classifier's forward pass of the Keras ``model``, checked against
-    Keras on random and blank images (needs TensorFlow).
-
-    Raises:
-        LiteRTError: if the converted pass disagrees with Keras beyond :data:`PARITY_PROBABILITY`
-            in P or :data:`PARITY_MAP` in the fracture map (the weightless-file trap among others).
-    """
-    import keras
-    import tensorflow as tf
-
-    from core.classifier import compile_forward, pass_extras
-
-    extras = pass_extras(model)
-    both = keras.Model(model.inputs, [model.output, *extras])
-    converter = tf.lite.TFLiteConverter.from_keras_model(both)
-    content = converter.convert()
-    size = int(model.input_shape[1])
-    rng = np.random.default_rng(0)
-    images = np.concatenate([rng.integers(0, 256, (3, size, size, 1)), np.zeros((1, size, size, 1))]).astype(np.float32)
-    expected = [output.numpy() for output in compile_forward(model, extras)(images)]
-    found = LiteRTForward(content, int(model.output.shape[-1]), where="the converted model")(images)
-    check_parity(expected, found, size)
-    return content
 
 
 def check_parity(expected, found, size: int) -> None:

@@ -20,6 +20,7 @@ from core.classifier import FractureClassifier
 from core.config import FRACTURED, HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME, PROJECT_DIR, REFERENCE_FILENAME
 from core.metrics import apply_temperature
 from training.metrics import expected_calibration_error, fit_temperature
+from training.litert_export import write_litert
 from training.radiograph_reference import fit_reference_on_images
 
 PREDICT_BATCH = 128
@@ -49,17 +50,6 @@ def calibrate(val_labels, raw_probabilities):
     before = expected_calibration_error(val_labels, raw_probabilities)
     after = expected_calibration_error(val_labels, apply_temperature(raw_probabilities, temperature))
     return (temperature, before, after) if after < before else (1.0, before, before)
-
-
-def write_litert(output_dir: Path, model, metadata: dict) -> dict:
-    """Converts ``model``'s forward pass to LiteRT (checked against Keras), writes it beside the
-    model file, and returns ``metadata`` with its record (``"litert": {"file", "sha256"}``)."""
-    from core.litert import LITERT_SUFFIX, convert, sha256_of
-
-    content = convert(model)
-    name = Path(metadata.get("model_file", MODEL_FILENAME)).with_suffix(LITERT_SUFFIX).name
-    (Path(output_dir) / name).write_bytes(content)
-    return {**metadata, "litert": {"file": name, "sha256": sha256_of(content)}}
 
 
 def write_artefacts(output_dir: Path, model, metadata: dict, history: list[dict]) -> None:
