@@ -162,6 +162,10 @@ def main(argv=None) -> int:
     metadata.setdefault("lineage", {})["batch_norms_folded"] = {
         "folded": norms - count_batch_norms(folded), "val_images": len(images), **{
             f"max_{key}_change": value for key, value in changes.items()}}
+    if "litert" in metadata:  # the .tflite was converted from the unfolded model: convert the folded one
+        from training.litert_export import write_litert
+
+        metadata = write_litert(args.model_dir, folded, metadata)
     (args.model_dir / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
     return 0
 
