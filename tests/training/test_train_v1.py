@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ from core.config import CLASS_NAMES, HISTORY_FILENAME, METADATA_FILENAME, MODEL_
 from training.data import load_arrays, load_index, split_hash
 from core.classifier import FractureClassifier
 from training.metrics import choose_thresholds
+from core.litert import LITERT_SUFFIX
 from training.model import CAM_LAYER
 from core.thresholds import PRESET_NAMES
 
@@ -24,7 +26,9 @@ def metadata(trained_model):
 
 def test_training_succeeds_and_writes_the_model_files(trained_model, synth):
     assert trained_model.returncode == 0
-    assert trained_model.files_written == tuple(sorted([HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME, REFERENCE_FILENAME]))
+    litert_file = Path(MODEL_FILENAME).with_suffix(LITERT_SUFFIX).name  # the serving twin of the .keras
+    assert trained_model.files_written == tuple(sorted([HISTORY_FILENAME, METADATA_FILENAME, MODEL_FILENAME,
+                                                        REFERENCE_FILENAME, litert_file]))
 
 
 def test_written_model_loads_and_predicts(trained_model, synth):
