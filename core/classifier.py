@@ -27,7 +27,7 @@ import numpy as np
 
 from core import artifacts
 from core.config import FRACTURED, MODELS_DIR
-from core.heatmaps import (FROM_FORWARD_PASS, FROM_GRADCAM_PASS, REGISTRY, HeatmapExplainer, check_method,
+from core.heatmaps import (FROM_FORWARD_PASS, FROM_GRADCAM_PASS, HeatmapExplainer, check_method, drawable_methods,
                            fracture_cells, has_fracture_map, maps_from_cells, method_info)
 from core.imaging import decode_image
 from core.metadata import ModelMetadata
@@ -377,8 +377,7 @@ class LazyExplainer:
     @property
     def methods(self) -> tuple[str, ...]:
         """The keys of :data:`~core.heatmaps.REGISTRY` the model can draw, as HeatmapExplainer's."""
-        return tuple(key for key, method in REGISTRY.items()
-                     if method.source != FROM_FORWARD_PASS or self._classifier._has_map)
+        return drawable_methods(self._classifier._has_map)
 
     @property
     def loaded(self) -> bool:

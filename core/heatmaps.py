@@ -112,6 +112,12 @@ def check_method(method: str) -> str:
     return method
 
 
+def drawable_methods(has_fracture_map: bool) -> tuple[str, ...]:
+    """The keys of :data:`REGISTRY` a model can draw, in order: a map from the forward pass needs a
+    model with a fracture map of its own."""
+    return tuple(key for key, method in REGISTRY.items() if method.source != FROM_FORWARD_PASS or has_fracture_map)
+
+
 def method_info(method: str) -> HeatmapMethod:
     """The declaration of ``method``.
 
@@ -182,8 +188,7 @@ class HeatmapExplainer:
     def methods(self) -> tuple[str, ...]:
         """The keys of :data:`REGISTRY` this model can draw (a map from the forward pass needs a
         model with a fracture map of its own)."""
-        return tuple(key for key, method in REGISTRY.items()
-                     if method.source != FROM_FORWARD_PASS or self._fracture_cells is not None)
+        return drawable_methods(self._fracture_cells is not None)
 
     def fracture_map(self, model_inputs: np.ndarray, class_index: int = FRACTURED) -> np.ndarray:
         """The model's own map (see :func:`maps_from_cells`).

@@ -51,6 +51,14 @@ class FieldReader:
         value = self.values[key]
         return value if isinstance(value, str) else self._fail(key, "a string", value)
 
+    def file_name(self, key: str) -> str:
+        """A file name inside the model's own folder: a path would let a metadata file point a
+        loader anywhere on the machine ("/etc/passwd", "../../elsewhere.keras")."""
+        name = self.text(key)
+        if name in ("", ".", "..") or any(name != kind(name).name for kind in (PurePosixPath, PureWindowsPath)):
+            raise MetadataError(f"{self.where}: field {key!r} must be a file name in the model's folder; got {name!r}")
+        return name
+
     def integer(self, key: str, required: bool = True) -> int | None:
         if key not in self.values or self.values[key] is None:
             return self._fail(key, "", missing=True) if required else None
@@ -149,10 +157,7 @@ class LiteRTRecord:
         sha256 = reader.text("sha256")
         if len(sha256) != 64 or any(char not in "0123456789abcdef" for char in sha256):
             raise MetadataError(f"{reader.where}: field 'sha256' must be 64 lower-case hex digits; got {sha256!r}")
-        name = reader.text("file")
-        if name in ("", ".", "..") or any(name != kind(name).name for kind in (PurePosixPath, PureWindowsPath)):
-            raise MetadataError(f"{reader.where}: field 'file' must be a file name in the model's folder; got {name!r}")
-        return cls(name, sha256)
+        return cls(reader.file_name("file"), sha256)
 
 
 @dataclass(frozen=True)
@@ -203,15 +208,8 @@ class ModelMetadata:
         class_names = values.get("class_names", list(CLASS_NAMES))
         if not isinstance(class_names, list) or not all(isinstance(name, str) for name in class_names):
             raise MetadataError(f"{where}: field 'class_names' must be a list of strings; got {class_names!r}")
-        model_file = reader.text("model_file")
-        # The model file lies in the model's own folder: a path would let a metadata file point the
-        # loader anywhere on the machine ("/etc/passwd", "../../elsewhere.keras").
-        if model_file in ("", ".", "..") or any(model_file != kind(model_file).name
-                                                for kind in (PurePosixPath, PureWindowsPath)):
-            raise MetadataError(f"{where}: field 'model_file' must be a file name in the model's folder; "
-                                f"got {model_file!r}")
         return cls(
-            model_file=model_file, model_version=reader.text("model_version"),
+            model_file=reader.file_name("model_file"), model_version=reader.text("model_version"),
             input_size=reader.integer("input_size"), preprocessing=config, thresholds=thresholds,
             calibration=Calibration(reader.number("temperature"),
                                     reader.number("val_ece_before_temperature", required=False),
